@@ -1,0 +1,1 @@
+"""Device profiles, the simulated Chengdu inventory and protocol-true device simulators."""
