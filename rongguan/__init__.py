@@ -1,0 +1,1 @@
+"""The ``rongguan`` command: the shell on top that wires the parts. Nothing imports it."""

@@ -1,0 +1,197 @@
+"""``rongguan demo``: the whole system in one command, each part its own process.
+
+Order: broker → simulated city → config written from the city's endpoints → ingest and
+rules → agent → dashboard. Ctrl-C (or SIGTERM) stops everything in reverse order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from contracts.config import parse_config
+
+__all__ = ["run_demo", "demo_config"]
+
+_SCENARIO = Path(__file__).resolve().parent.parent / "hardware" / "scenarios" / "demo.yaml"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not open port {port} within {timeout_s:.0f} s")
+
+
+def demo_config(args: argparse.Namespace, mqtt_url: str, devices: list[dict], var_dir: Path) -> dict:
+    """The deployment the demo runs, as plain data (written to ``var_dir/deployment.yaml``)."""
+    from rules.defaults import load_default_rules
+
+    store: dict = {"path": "store.db"}
+    if args.influx_url:
+        store["influx"] = {
+            "url": args.influx_url,
+            "token": args.influx_token,
+            "org": args.influx_org,
+            "bucket": args.influx_bucket,
+        }
+    cases: dict = {"sink": "embedded", "path": "cases.db"}
+    if args.case_url:
+        cases = {"sink": "http", "url": args.case_url}
+    return {
+        "site": "chengdu-demo",
+        "var_dir": str(var_dir),
+        "broker": {"url": mqtt_url},
+        "store": store,
+        "agents": [{"id": "agent-1", "batch": {"max_rows": 5000, "max_delay_s": 0.5}, "devices": devices}],
+        "rules": [r.model_dump(mode="json") for r in load_default_rules()],
+        "cases": cases,
+        "dashboard": {
+            "host": args.host,
+            "port": args.port,
+            "users": [
+                {"name": "engineer", "password": "engineer", "role": "lighting_engineer"},
+                {"name": "supervisor", "password": "supervisor", "role": "sanitation_supervisor"},
+                {"name": "operator", "password": "operator", "role": "operator"},
+                {"name": "admin", "password": "admin", "role": "admin"},
+            ],
+            "guest_role": "viewer",
+        },
+    }
+
+
+class _Children:
+    """The demo's child processes, stopped in reverse start order."""
+
+    def __init__(self, var_dir: Path):
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.var_dir = var_dir
+
+    def start(self, name: str, cmd: list[str]) -> subprocess.Popen:
+        log = open(self.var_dir / f"{name}.log", "ab")
+        # Own process group: the terminal's Ctrl-C reaches only the demo, which then
+        # stops the children in order.
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
+        self.procs.append((name, proc))
+        return proc
+
+    def rongguan(self, name: str, *args: str) -> subprocess.Popen:
+        return self.start(name, [sys.executable, "-m", "rongguan.cli", *args])
+
+    def dead(self) -> list[tuple[str, int]]:
+        return [(n, p.returncode) for n, p in self.procs if p.poll() is not None]
+
+    def stop_all(self) -> None:
+        for name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    print(f"  {name} did not stop in 10 s; killing it", flush=True)
+                    proc.kill()
+                    proc.wait()
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Start every part, print the dashboard address, run until Ctrl-C."""
+    var_dir = Path(args.var_dir).resolve()
+    if var_dir.exists():
+        shutil.rmtree(var_dir)
+    var_dir.mkdir(parents=True)
+    children = _Children(var_dir)
+    stopping = False
+
+    def _on_signal(signum, frame):  # noqa: ARG001
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    try:
+        if not _port_free(args.port):
+            print(f"port {args.port} is in use: pass --port N", file=sys.stderr)
+            return 2
+        mqtt_url = args.mqtt_url
+        if not mqtt_url:
+            from rongguan.broker import start_broker_process
+
+            port = 1883 if _port_free(1883) else _free_port()
+            log = open(var_dir / "broker.log", "ab")
+            proc, kind = start_broker_process(port, var_dir, log)
+            children.procs.append(("broker", proc))
+            _wait_port(port, proc, "broker")
+            mqtt_url = f"mqtt://127.0.0.1:{port}"
+            print(f"broker      {kind} on {mqtt_url}", flush=True)
+        endpoints = var_dir / "endpoints.json"
+        scenario = args.scenario or str(_SCENARIO)
+        sim = children.rongguan(
+            "simulate", "simulate", "--size", args.size, "--seed", str(args.seed),
+            "--mqtt-url", mqtt_url, "--scenario", scenario,
+            "--ground-truth", str(var_dir / "ground-truth.jsonl"),
+            "--endpoints-json", str(endpoints),
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not endpoints.exists():
+            if sim.poll() is not None or time.monotonic() > deadline or stopping:
+                raise RuntimeError(f"simulator did not start; see {var_dir / 'simulate.log'}")
+            time.sleep(0.1)
+        devices = json.loads(endpoints.read_text(encoding="utf-8"))["devices"]
+        print(f"simulator   {len(devices)} devices, scenario {scenario}", flush=True)
+        data = demo_config(args, mqtt_url, devices, var_dir)
+        parse_config(data, "demo config")  # fail here, loudly, rather than in a child
+        cfg_path = var_dir / "deployment.yaml"
+        cfg_path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        children.rongguan("ingest", "ingest", "-c", str(cfg_path))
+        children.rongguan("agent", "agent", "-c", str(cfg_path))
+        dash = children.rongguan("dashboard", "dashboard", "-c", str(cfg_path))
+        _wait_port(args.port, dash, "dashboard", timeout_s=120)
+        print(f"config      {cfg_path}", flush=True)
+        print(f"logs        {var_dir}/*.log", flush=True)
+        print(f"\nRongguan dashboard: http://{args.host}:{args.port}/   (Ctrl-C stops the demo)", flush=True)
+        while not stopping:
+            dead = children.dead()
+            if dead:
+                name, code = dead[0]
+                print(f"{name} stopped unexpectedly (exit {code}); see {var_dir / (name + '.log')}",
+                      file=sys.stderr, flush=True)
+                return 1
+            time.sleep(0.5)
+        return 0
+    except RuntimeError as exc:
+        print(f"demo failed: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        print("stopping ...", flush=True)
+        children.stop_all()
+        print("stopped.", flush=True)

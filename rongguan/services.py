@@ -1,0 +1,112 @@
+"""Each service on its own: ``rongguan simulate|agent|ingest|rules|dashboard|broker``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from contracts.config import BrokerConfig, ConfigError, DeploymentConfig, load_config
+from rongguan.runner import run_until_signalled
+
+__all__ = ["run"]
+
+log = logging.getLogger("rongguan")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the service the command line names until SIGINT/SIGTERM."""
+    if args.command == "broker":
+        from rongguan.broker import serve_embedded
+
+        run_until_signalled(lambda stop: serve_embedded(args.port, stop))
+        return 0
+    if args.command == "simulate":
+        run_until_signalled(lambda stop: _simulate(args, stop))
+        return 0
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.command == "agent":
+        return _agent(cfg, args.agent)
+    if args.command == "ingest":
+        run_until_signalled(lambda stop: _ingest(cfg, args.partition, not args.no_rules, True, stop))
+        return 0
+    if args.command == "rules":
+        run_until_signalled(lambda stop: _ingest(cfg, args.partition, True, False, stop))
+        return 0
+    if args.command == "dashboard":
+        from dashboard.app import serve
+
+        serve(cfg)
+        return 0
+    raise AssertionError(args.command)
+
+
+async def _simulate(args: argparse.Namespace, stop: asyncio.Event) -> None:
+    from hardware.inventory import build_inventory
+    from hardware.sim.city import SimulatedCity
+    from hardware.sim.deployment import agent_devices
+
+    inventory = build_inventory(args.size, args.seed)
+    city = SimulatedCity(
+        inventory,
+        mqtt=BrokerConfig(url=args.mqtt_url),
+        scenario=args.scenario,
+        ground_truth=args.ground_truth,
+    )
+    endpoints = await city.start()
+    doc = {"endpoints": endpoints, "devices": agent_devices(inventory, endpoints)}
+    text = json.dumps(doc, ensure_ascii=False, indent=2)
+    if args.endpoints_json:
+        tmp = Path(args.endpoints_json).with_suffix(".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(args.endpoints_json)  # readers never see half a file
+    else:
+        print(text, flush=True)
+    log.info("simulated city (%s, seed %d) serving %d devices", args.size, args.seed, len(doc["devices"]))
+    try:
+        await stop.wait()
+    finally:
+        await city.stop()
+
+
+def _agent(cfg: DeploymentConfig, agent_id: str | None) -> int:
+    from edge_agent import EdgeAgent
+
+    if agent_id is None:
+        if len(cfg.agents) != 1:
+            print(f"--agent is required: the config has {len(cfg.agents)} agents", file=sys.stderr)
+            return 2
+        agent_id = cfg.agents[0].id
+    try:
+        cfg.agent(agent_id)
+    except KeyError as exc:
+        print(exc.args[0], file=sys.stderr)
+        return 2
+    agent = EdgeAgent(cfg, agent_id)
+    run_until_signalled(agent.run)
+    return 0
+
+
+async def _ingest(
+    cfg: DeploymentConfig, partition: int | None, with_rules: bool, write_store: bool, stop: asyncio.Event
+) -> None:
+    from ingest.service import IngestService
+
+    hooks = []
+    tasks = []
+    if with_rules and cfg.rules:
+        from rules.service import RulesService
+
+        rules = RulesService(cfg)
+        hooks.append(rules.on_batch)
+        tasks.append(asyncio.create_task(rules.run(stop), name="rules"))
+    ingest = IngestService(cfg, hooks=hooks, write_store=write_store, partition=partition)
+    tasks.append(asyncio.create_task(ingest.run(stop), name="ingest"))
+    await asyncio.gather(*tasks)
