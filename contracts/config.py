@@ -250,6 +250,9 @@ class DashboardConfig(_Model):
     language: Literal["zh", "en"] = "zh"
     users: list[UserConfig] = Field(default_factory=list)
     guest_role: Role | None = "viewer"  # kiosk wall screens need no login
+    # GeoJSON base layer (district polygons); the `rongguan` shell fills in the shipped
+    # Chengdu districts when this is empty. An intranet tile server can come later.
+    basemap: str | None = None
 
 
 class DeploymentConfig(_Model):

@@ -42,7 +42,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "dashboard":
         from dashboard.app import serve
+        from hardware.geo import DISTRICTS_FILE
 
+        if cfg.dashboard.basemap is None:
+            cfg.dashboard.basemap = str(DISTRICTS_FILE)
         serve(cfg)
         return 0
     raise AssertionError(args.command)
