@@ -1,0 +1,1 @@
+"""Benchmarks run by ``rongguan bench NAME``; each returns a dict of figures and ratios."""

@@ -1,0 +1,1 @@
+"""ingest: MQTT telemetry in, validated, quarantined when bad, stored, handed to rules."""

@@ -1,0 +1,55 @@
+"""Line protocol built with polars expressions."""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+from influxdb_client import Point, WritePrecision
+
+from ingest.frames import SCHEMA
+from ingest.store.lineproto import encode_lines, line_chunks
+
+
+def _frame(rows: list[tuple]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=SCHEMA, orient="row")
+
+
+def test_plain_line():
+    lines = encode_lines(_frame([("DM-1", "dust_monitor", 17, "pm10", 87.5)]))
+    assert lines.to_list() == ["dust_monitor,device_id=DM-1 pm10=87.5 17"]
+
+
+def test_escaping_tags_fields_and_measurements():
+    rows = [("a b,c=d", "dust monitor,x=y", 5, "f=1 x,y", 1.0)]
+    (line,) = encode_lines(_frame(rows)).to_list()
+    # measurement escapes comma and space (not '='); tag value and field key also '='
+    assert line == r"dust\ monitor\,x=y,device_id=a\ b\,c\=d f\=1\ x\,y=1.0 5"
+
+
+def test_matches_influxdb_client_point_for_awkward_names():
+    rows = [("LC 1,=x", "lighting_cabinet", 1_763_942_400_123_456_789, "circuit 1,on=", 0.30000000000000004)]
+    (line,) = encode_lines(_frame(rows)).to_list()
+    point = (
+        Point("lighting_cabinet").tag("device_id", "LC 1,=x")
+        .field("circuit 1,on=", 0.30000000000000004)
+        .time(1_763_942_400_123_456_789, WritePrecision.NS)
+    )
+    assert line == point.to_line_protocol()
+
+
+def test_newline_in_a_name_cannot_split_the_line():
+    (line,) = encode_lines(_frame([("A\nB", "k", 1, "f", 1.0)])).to_list()
+    assert "\n" not in line
+
+
+def test_non_finite_rows_are_left_out_and_floats_stay_floats():
+    rows = [("D", "k", 1, "a", math.nan), ("D", "k", 2, "b", 1.0), ("D", "k", 3, "c", 1e20)]
+    assert encode_lines(_frame(rows)).to_list() == ["k,device_id=D b=1.0 2", "k,device_id=D c=1e+20 3"]
+
+
+def test_chunks_split_at_size():
+    rows = [("D", "k", i, "v", float(i)) for i in range(7)]
+    chunks = list(line_chunks(_frame(rows), size=3))
+    assert [c.count("\n") + 1 for c in chunks] == [3, 3, 1]
+    assert chunks[2] == "k,device_id=D v=6.0 6"
