@@ -1,0 +1,182 @@
+"""The simulated Chengdu inventory: cabinets, dust monitors and vehicles, built from a seed.
+
+The same ``(size, seed)`` always gives the same inventory, so tests, demos and benchmarks
+talk about the same devices.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from hardware.chengdu import (
+    COMPANIES,
+    CONTRACTORS,
+    DEPOTS,
+    DISPOSAL_SITES,
+    DISTRICT_CODES,
+    ROADS,
+    TREATMENT_PLANTS,
+    Place,
+    Road,
+)
+from hardware.profiles import load_profile
+
+__all__ = ["Cabinet", "DustMonitor", "Vehicle", "Inventory", "SIZES", "build_inventory"]
+
+# (opc-ua cabinets, modbus lighting controllers, dust monitors, {fleet: trucks})
+SIZES: dict[str, tuple[int, int, int, dict[str, int]]] = {
+    "tiny": (2, 1, 2, {"construction_waste": 1, "sanitation": 1, "kitchen_waste": 1}),
+    "district": (10, 2, 6, {"construction_waste": 6, "sanitation": 4, "kitchen_waste": 2}),
+    "city": (
+        4800,
+        200,
+        2700,
+        {"construction_waste": 12000, "sanitation": 1500, "kitchen_waste": 300},
+    ),
+}
+_DUST_PROFILES = ("modbus_dust_monitor", "modbus_dust_monitor_cdab_mg")
+_PLATE_CHARS = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no I or O on Chinese plates
+
+
+@dataclass(frozen=True)
+class Cabinet:
+    """A street-lighting cabinet (or a single-cabinet Modbus controller)."""
+
+    id: str
+    name: str
+    road: str
+    road_class: str  # "main" | "secondary"
+    district: str
+    lat: float
+    lon: float
+    profile: str
+    circuits: int
+    lamps_per_circuit: tuple[int, ...]
+    lamp_watts: float
+
+
+@dataclass(frozen=True)
+class DustMonitor:
+    """A dust and noise monitor at a construction site."""
+
+    id: str
+    site_name: str
+    permit_no: str
+    district: str
+    lat: float
+    lon: float
+    profile: str
+
+
+@dataclass(frozen=True)
+class Vehicle:
+    """A GPS-tracked truck of one of the city's fleets."""
+
+    id: str
+    plate: str
+    fleet: str  # "construction_waste" | "sanitation" | "kitchen_waste"
+    company: str
+    depot_lat: float
+    depot_lon: float
+    profile: str
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Everything the simulated city contains."""
+
+    size: str
+    seed: int
+    cabinets: list[Cabinet] = field(default_factory=list)
+    dust_monitors: list[DustMonitor] = field(default_factory=list)
+    vehicles: list[Vehicle] = field(default_factory=list)
+    disposal_sites: tuple[Place, ...] = DISPOSAL_SITES
+    treatment_plants: tuple[Place, ...] = TREATMENT_PLANTS
+
+    def device_ids(self) -> list[str]:
+        """Every device id, cabinets first."""
+        return (
+            [c.id for c in self.cabinets]
+            + [d.id for d in self.dust_monitors]
+            + [v.id for v in self.vehicles]
+        )
+
+    def get(self, device_id: str) -> Cabinet | DustMonitor | Vehicle:
+        """The device with this id; KeyError when unknown."""
+        for dev in (*self.cabinets, *self.dust_monitors, *self.vehicles):
+            if dev.id == device_id:
+                return dev
+        raise KeyError(f"no device {device_id!r} in the {self.size} inventory")
+
+
+def build_inventory(size: str = "tiny", seed: int = 1) -> Inventory:
+    """Build the inventory of a given size, deterministically from ``seed``."""
+    if size not in SIZES:
+        raise ValueError(f"unknown inventory size {size!r}; known: {', '.join(SIZES)}")
+    n_opc, n_mb, n_dust, fleets = SIZES[size]
+    rng = random.Random(f"rongguan-{size}-{seed}")
+    cabinets = [_cabinet(rng, i + 1, "opcua_lighting_cabinet") for i in range(n_opc)]
+    cabinets += [_cabinet(rng, n_opc + i + 1, "modbus_lighting_controller") for i in range(n_mb)]
+    dust = [_dust(rng, i + 1, _DUST_PROFILES[i % 2]) for i in range(n_dust)]
+    vehicles: list[Vehicle] = []
+    plates: set[str] = set()
+    for fleet, count in fleets.items():
+        for _ in range(count):
+            vehicles.append(_vehicle(rng, len(vehicles) + 1, fleet, plates))
+    return Inventory(size, seed, cabinets, dust, vehicles)
+
+
+def _on_road(rng: random.Random, road: Road) -> tuple[float, float]:
+    t = rng.random()
+    lat = road.start[0] + t * (road.end[0] - road.start[0])
+    lon = road.start[1] + t * (road.end[1] - road.start[1])
+    # Cabinets stand beside the road, not on its centre line (~10-30 m off).
+    return round(lat + rng.uniform(-2e-4, 2e-4), 6), round(lon + rng.uniform(-2e-4, 2e-4), 6)
+
+
+def _cabinet(rng: random.Random, n: int, profile_name: str) -> Cabinet:
+    # Walk the roads in order so small inventories still cover main and secondary roads.
+    road = ROADS[(n - 1) % len(ROADS)] if n <= len(ROADS) else rng.choice(ROADS)
+    lat, lon = _on_road(rng, road)
+    circuits = load_profile(profile_name).circuits
+    main = road.road_class == "main"
+    lamps = tuple(rng.randint(18, 32) if main else rng.randint(10, 22) for _ in range(circuits))
+    watts = rng.choice((150.0, 200.0, 250.0) if main else (60.0, 80.0, 100.0))
+    name = f"{road.name}{n}号路灯控制箱"
+    return Cabinet(
+        f"LC-{n:04d}",
+        name,
+        road.name,
+        road.road_class,
+        road.district,
+        lat,
+        lon,
+        profile_name,
+        circuits,
+        lamps,
+        watts,
+    )
+
+
+def _dust(rng: random.Random, n: int, profile_name: str) -> DustMonitor:
+    road = rng.choice(ROADS)
+    lat, lon = _on_road(rng, road)
+    lat, lon = round(lat + rng.uniform(-3e-3, 3e-3), 6), round(lon + rng.uniform(-3e-3, 3e-3), 6)
+    contractor = rng.choice(CONTRACTORS)
+    site = f"{contractor}{road.name}{rng.choice(('综合体', '安置房', '地铁站', '商业广场'))}项目"
+    date = f"2026{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
+    permit = f"{DISTRICT_CODES.get(road.district, '510100')}{date}{n:04d}"
+    return DustMonitor(f"DM-{n:04d}", site, permit, road.district, lat, lon, profile_name)
+
+
+def _vehicle(rng: random.Random, n: int, fleet: str, plates: set[str]) -> Vehicle:
+    while True:
+        tail = "".join(rng.choice(_PLATE_CHARS[:10] if i < 2 else _PLATE_CHARS) for i in range(5))
+        plate = f"川A·{tail}"
+        if plate not in plates:
+            plates.add(plate)
+            break
+    depot = DEPOTS[(n - 1) % len(DEPOTS)]
+    company = rng.choice(COMPANIES[fleet])
+    return Vehicle(f"TRK-{n:04d}", plate, fleet, company, depot.lat, depot.lon, "mqtt_json_tracker")

@@ -1,0 +1,99 @@
+"""Device entries for an edge agent's config, from an inventory and the city's endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hardware.inventory import Inventory
+from hardware.profiles import load_profile
+
+__all__ = ["agent_devices"]
+
+_DUST_INTERVAL_S = 5.0
+_LIGHTING_INTERVAL_S = 2.0
+
+
+def agent_devices(inventory: Inventory, endpoints: dict[str, Any]) -> list[dict[str, Any]]:
+    """Dicts valid as ``contracts.config.DeviceConfig``, one per served device."""
+    out: list[dict[str, Any]] = []
+    cabinets = {c.id: c for c in inventory.cabinets}
+    monitors = {d.id: d for d in inventory.dust_monitors}
+    vehicles = {v.id: v for v in inventory.vehicles}
+    for server in endpoints.get("opcua", []):
+        for dev_id in server["devices"]:
+            cab = cabinets[dev_id]
+            out.append(
+                {
+                    "id": cab.id,
+                    "kind": "lighting_cabinet",
+                    "protocol": "opcua",
+                    "profile": cab.profile,
+                    "endpoint": server["endpoint"],
+                    "address": {"namespace": server["namespace"]},
+                    "interval_s": _LIGHTING_INTERVAL_S,
+                    "name": cab.name,
+                    "location": {"lat": cab.lat, "lon": cab.lon},
+                    "attrs": {
+                        "road": cab.road,
+                        "road_class": cab.road_class,
+                        "district": cab.district,
+                    },
+                }
+            )
+    for entry in endpoints.get("modbus", []):
+        dev_id = entry["device_id"]
+        kind = load_profile(entry["profile"]).kind
+        base = {
+            "id": dev_id,
+            "kind": kind,
+            "protocol": "modbus",
+            "profile": entry["profile"],
+            "endpoint": entry["endpoint"],
+            "unit_id": entry["unit_id"],
+        }
+        if dev_id in cabinets:
+            cab = cabinets[dev_id]
+            out.append(
+                {
+                    **base,
+                    "interval_s": _LIGHTING_INTERVAL_S,
+                    "name": cab.name,
+                    "location": {"lat": cab.lat, "lon": cab.lon},
+                    "attrs": {
+                        "road": cab.road,
+                        "road_class": cab.road_class,
+                        "district": cab.district,
+                    },
+                }
+            )
+        else:
+            mon = monitors[dev_id]
+            out.append(
+                {
+                    **base,
+                    "interval_s": _DUST_INTERVAL_S,
+                    "name": mon.site_name,
+                    "location": {"lat": mon.lat, "lon": mon.lon},
+                    "attrs": {
+                        "site_name": mon.site_name,
+                        "permit_no": mon.permit_no,
+                        "district": mon.district,
+                    },
+                }
+            )
+    for entry in endpoints.get("mqtt_trackers", []):
+        veh = vehicles[entry["device_id"]]
+        out.append(
+            {
+                "id": veh.id,
+                "kind": "vehicle",
+                "protocol": "mqtt_tracker",
+                "profile": veh.profile,
+                "endpoint": entry["topic"],
+                "interval_s": float(entry.get("interval_s", 2.0)),
+                "name": veh.plate,
+                "location": {"lat": veh.depot_lat, "lon": veh.depot_lon},
+                "attrs": {"plate": veh.plate, "fleet": veh.fleet, "company": veh.company},
+            }
+        )
+    return out

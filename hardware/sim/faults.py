@@ -1,0 +1,167 @@
+"""Faults the simulated city can suffer: validation, scenario timelines and ground truth.
+
+A fault is a dict ``{"kind": ..., "device": ..., <parameters>}``. A scenario file is YAML
+with ``faults: [{at_s: 5, kind: door_open, device: LC-0002}, ...]``, ``at_s`` counted
+from the moment the city starts; an optional ``clock: {start: "20:30", scale: 1}`` makes
+the simulated clock start at that local time (so a daytime demo can show a night).
+Every injected fault is appended to the ground-truth file as one JSON line
+``{"ts_ns", "kind", "device", ...}`` so detection can be scored.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "FAULT_KINDS",
+    "FaultError",
+    "Fault",
+    "validate_fault",
+    "Scenario",
+    "load_scenario",
+    "GroundTruth",
+]
+
+# kind -> (device kinds it applies to, default parameters)
+FAULT_KINDS: dict[str, tuple[frozenset[str], dict[str, Any]]] = {
+    "door_open": (frozenset({"lighting_cabinet"}), {"duration_s": 300.0}),
+    "cable_theft": (frozenset({"lighting_cabinet"}), {"circuit": 1, "duration_s": None}),
+    "lamp_failure": (
+        frozenset({"lighting_cabinet"}),
+        {"circuit": 1, "lamps": 3, "duration_s": None},
+    ),
+    "voltage_sag": (frozenset({"lighting_cabinet"}), {"voltage": 185.0, "duration_s": 60.0}),
+    "supply_loss": (frozenset({"lighting_cabinet"}), {"duration_s": 60.0}),
+    "leakage": (frozenset({"lighting_cabinet"}), {"ma": 45.0, "duration_s": 300.0}),
+    "dust_episode": (frozenset({"dust_monitor"}), {"pm10": 400.0, "duration_s": 600.0}),
+    "sensor_flatline": (frozenset({"dust_monitor"}), {"duration_s": 600.0}),
+    "overspeed": (frozenset({"vehicle"}), {"speed": 85.0, "duration_s": 120.0}),
+    "cover_open": (frozenset({"vehicle"}), {"duration_s": 300.0}),
+    "long_stop": (frozenset({"vehicle"}), {"duration_s": 900.0}),
+    "device_offline": (
+        frozenset({"lighting_cabinet", "dust_monitor", "vehicle"}),
+        {"duration_s": 60.0},
+    ),
+}
+
+
+class FaultError(ValueError):
+    """A fault or scenario that cannot be applied; the message says which and why."""
+
+
+@dataclass
+class Fault:
+    """An active fault on one device, from ``start`` (epoch s) until ``until`` (None: forever)."""
+
+    kind: str
+    device: str
+    params: dict[str, Any] = field(default_factory=dict)
+    start: float = 0.0
+    until: float | None = None
+
+    def active(self, now: float) -> bool:
+        """Whether the fault is in effect at ``now``."""
+        return self.start <= now and (self.until is None or now < self.until)
+
+
+def validate_fault(fault: dict[str, Any], device_kinds: dict[str, str]) -> dict[str, Any]:
+    """The fault with defaults filled in; FaultError when kind, device or parameters are wrong."""
+    if not isinstance(fault, dict):
+        raise FaultError(f"a fault must be a mapping, got {type(fault).__name__}")
+    kind, device = fault.get("kind"), fault.get("device")
+    if kind not in FAULT_KINDS:
+        raise FaultError(f"unknown fault kind {kind!r}; known: {', '.join(sorted(FAULT_KINDS))}")
+    if device not in device_kinds:
+        raise FaultError(f"fault {kind}: unknown device {device!r}")
+    allowed, defaults = FAULT_KINDS[kind]
+    if device_kinds[device] not in allowed:
+        raise FaultError(f"fault {kind} does not apply to {device} ({device_kinds[device]})")
+    out = {**defaults, **{k: v for k, v in fault.items() if k != "at_s"}}
+    for key, default in defaults.items():
+        value = out[key]
+        if value is None:
+            continue
+        if isinstance(default, int) and not isinstance(default, bool):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise FaultError(
+                    f"fault {kind} on {device}: {key} must be an integer, got {value!r}"
+                )
+        elif not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise FaultError(
+                f"fault {kind} on {device}: {key} must be a number >= 0, got {value!r}"
+            )
+    return out
+
+
+@dataclass
+class Scenario:
+    """A fault timeline, and optionally the local time of day the simulated clock starts at."""
+
+    faults: list[tuple[float, dict[str, Any]]]
+    clock_start: str | None = None  # "HH:MM" China Standard Time, today
+    time_scale: float = 1.0
+
+
+def load_scenario(path: str | Path, device_kinds: dict[str, str]) -> Scenario:
+    """A scenario file, faults sorted by time; every error names its entry."""
+    source = str(path)
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise FaultError(f"{source}: cannot read scenario: {exc}") from None
+    entries = (data or {}).get("faults", []) if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise FaultError(f"{source}: expected a mapping with a 'faults' list")
+    clock = data.get("clock") or {}
+    start, scale = clock.get("start"), clock.get("scale", 1.0)
+    if isinstance(start, int) and not isinstance(start, bool):
+        start = f"{start // 60:02d}:{start % 60:02d}"  # YAML 1.1 reads unquoted 20:30 as 1230
+    if start is not None and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", str(start)):
+        raise FaultError(f"{source}: clock.start must be HH:MM, got {start!r}")
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 0 < scale <= 3600:
+        raise FaultError(f"{source}: clock.scale must be a number in (0, 3600], got {scale!r}")
+    timeline, errors = [], []
+    for i, entry in enumerate(entries):
+        try:
+            at = entry.get("at_s") if isinstance(entry, dict) else None
+            if not isinstance(at, (int, float)) or isinstance(at, bool) or at < 0:
+                raise FaultError(f"at_s must be a number >= 0, got {at!r}")
+            timeline.append((float(at), validate_fault(entry, device_kinds)))
+        except FaultError as exc:
+            errors.append(f"{source}: faults[{i}]: {exc}")
+    if errors:
+        raise FaultError("\n".join(errors))
+    return Scenario(
+        sorted(timeline, key=lambda p: p[0]), None if start is None else str(start), float(scale)
+    )
+
+
+class GroundTruth:
+    """Appends injected faults as JSON lines; a no-op without a path."""
+
+    def __init__(self, path: str | Path | None):
+        self.path = Path(path) if path is not None else None
+        self.written = 0
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def record(self, fault: dict[str, Any], ts_ns: int | None = None) -> dict[str, Any]:
+        """Write one ground-truth line and return it."""
+        line = {
+            "ts_ns": time.time_ns() if ts_ns is None else ts_ns,
+            "kind": fault.get("kind"),
+            "device": fault.get("device"),
+            **fault,
+        }
+        if self.path is not None:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(line, ensure_ascii=False) + "\n")
+        self.written += 1
+        return line

@@ -1,0 +1,222 @@
+"""Modbus TCP server for simulated lighting controllers and dust monitors.
+
+Each device gets its own listening port and unit id (like a device with its own
+Ethernet module), built on pymodbus's SimDevice API with four separate tables. Register
+contents are computed from the device model on every request, using the profile's
+addresses, types, scale and word/byte order, so what a client reads is the ground truth
+at that moment. Addresses the profile does not define answer exception 02 (illegal data
+address); a device taken offline closes its port until it comes back.
+
+One limit of the SimDevice API: it hands bit reads to us by whole 16-bit words, so reading
+an undefined coil inside the first word (e.g. coil 5 of a 4-circuit controller) returns 0
+instead of exception 02; writing it is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from pymodbus.constants import ExcCodes
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from hardware.profiles import Point, Profile, load_profile
+
+__all__ = ["ModbusDeviceServer", "encode_point", "unit"]
+
+log = logging.getLogger(__name__)
+_TABLE_OF_FC = {
+    1: "coil",
+    5: "coil",
+    15: "coil",
+    2: "discrete",
+    3: "holding",
+    6: "holding",
+    16: "holding",
+    23: "holding",
+    4: "input",
+}
+_FMT = {"int16": "h", "uint16": "H", "int32": "i", "uint32": "I", "float32": "f", "float64": "d"}
+
+
+def encode_point(p: Point, value: float, word_order: str, byte_order: str) -> list[int]:
+    """Registers carrying a canonical value for a point (raw = (value - offset) / scale)."""
+    raw = (value - p.offset) / p.scale
+    fmt = _FMT[p.type]
+    if fmt in "hHiI":
+        lo, hi = {
+            "h": (-32768, 32767),
+            "H": (0, 65535),
+            "i": (-(2**31), 2**31 - 1),
+            "I": (0, 2**32 - 1),
+        }[fmt]
+        raw = min(hi, max(lo, round(raw)))
+    data = struct.pack(f">{fmt}", raw)
+    words = [data[i : i + 2] for i in range(0, len(data), 2)]
+    if byte_order == "little":
+        words = [w[::-1] for w in words]
+    if word_order == "little":
+        words.reverse()
+    return [int.from_bytes(w, "big") for w in words]
+
+
+class _Unit:
+    """One device behind the server: its profile, live state and command hook."""
+
+    def __init__(
+        self,
+        device_id: str,
+        unit_id: int,
+        profile_name: str,
+        state: Callable[[], dict[str, Any]],
+        command: Callable[[int, bool], Any] | None,
+    ):
+        self.device_id, self.unit_id = device_id, unit_id
+        self.profile: Profile = load_profile(profile_name)
+        self.state, self.command = state, command
+        self.points: dict[str, dict[int, Point]] = {
+            "coil": {},
+            "discrete": {},
+            "holding": {},
+            "input": {},
+        }
+        for p in self.profile.expanded():
+            if p.table is not None and p.address is not None:
+                self.points[p.table][p.address] = p
+
+    def sim_device(self, action: Any) -> SimDevice:
+        """The pymodbus SimDevice with the profile's tables (empty tables are all invalid)."""
+        blocks: list[list[SimData]] = []
+        for table in ("coil", "discrete", "holding", "input"):
+            pts = self.points[table]
+            if table in ("coil", "discrete"):
+                n = max(pts) + 1 if pts else 1
+                blocks.append(
+                    [
+                        SimData(
+                            address=0,
+                            values=[False] * (((n + 15) // 16) * 16),
+                            datatype=DataType.BITS,
+                        )
+                    ]
+                )
+            elif pts:
+                blocks.append(
+                    [
+                        SimData(address=a, values=[0] * _width(p), datatype=DataType.REGISTERS)
+                        for a, p in sorted(pts.items())
+                    ]
+                )
+            else:
+                blocks.append([SimData(address=0, datatype=DataType.INVALID)])
+        return SimDevice(
+            id=self.unit_id, simdata=(blocks[0], blocks[1], blocks[2], blocks[3]), action=action
+        )
+
+    def valid(self, table: str, address: int, count: int) -> bool:
+        """Whether every address of the request is a defined point (or inside one)."""
+        pts = self.points[table]
+        covered: set[int] = set()
+        for a, p in pts.items():
+            covered.update(range(a, a + _width(p)))
+        return all(a in covered for a in range(address, address + count))
+
+
+def _width(p: Point) -> int:
+    return {
+        "bool": 1,
+        "int16": 1,
+        "uint16": 1,
+        "int32": 2,
+        "uint32": 2,
+        "float32": 2,
+        "float64": 4,
+    }[p.type]
+
+
+class ModbusDeviceServer:
+    """A Modbus TCP listener serving one device (unit id) on its own port."""
+
+    def __init__(
+        self, unit: _Unit | None = None, host: str = "127.0.0.1", port: int = 0, **kw: Any
+    ):
+        self.unit = unit if unit is not None else _Unit(**kw)
+        self.host, self.port = host, port
+        self.server: ModbusTcpServer | None = None
+        self.requests = 0
+        self.errors = 0
+
+    @property
+    def endpoint(self) -> str:
+        """modbus://host:port of this device."""
+        return f"modbus://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        """Listen (on a free port the first time, on the same port after a restart)."""
+        srv = ModbusTcpServer(self.unit.sim_device(self._action), address=(self.host, self.port))
+        await srv.serve_forever(background=True)
+        self.server = srv
+        if self.port == 0:
+            self.port = srv.transport.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        """Close the port and every open connection."""
+        if self.server is not None:
+            await self.server.shutdown()
+            self.server = None
+
+    async def _action(
+        self,
+        fc: int,
+        start: int,
+        address: int,
+        count: int,
+        registers: list[int],
+        values: list[int] | list[bool] | None,
+    ) -> ExcCodes | None:
+        """Validate the request against the profile, apply writes, refresh the table."""
+        self.requests += 1
+        unit = self.unit
+        table = _TABLE_OF_FC.get(fc)
+        if table is None or not unit.valid(table, address, count):
+            self.errors += 1
+            return ExcCodes.ILLEGAL_ADDRESS
+        if values is not None:
+            if table != "coil" or unit.command is None:
+                self.errors += 1
+                return ExcCodes.ILLEGAL_ADDRESS
+            for i, v in enumerate(values):
+                p = unit.points["coil"][address + i]
+                if not p.writable:
+                    self.errors += 1
+                    return ExcCodes.ILLEGAL_ADDRESS
+                circuit = int(p.key.removeprefix("circuit").split("_")[0])
+                unit.command(circuit, bool(v))
+                log.info("Modbus coil write %s circuit %d -> %s", unit.device_id, circuit, bool(v))
+        state = unit.state()
+        if table in ("coil", "discrete"):
+            bits = [False] * (len(registers) * 16)
+            for a, p in unit.points[table].items():
+                bits[a] = bool(state[p.key])
+            for r in range(len(registers) - 1):  # the last register is pymodbus's end marker
+                registers[r] = sum(1 << b for b in range(16) if bits[r * 16 + b])
+            return None
+        prof = unit.profile
+        for a, p in unit.points[table].items():
+            regs = encode_point(p, float(state[p.key]), prof.word_order, prof.byte_order)
+            registers[a - start : a - start + len(regs)] = regs
+        return None
+
+
+def unit(
+    device_id: str,
+    unit_id: int,
+    profile_name: str,
+    state: Callable[[], dict[str, Any]],
+    command: Callable[[int, bool], Any] | None = None,
+) -> _Unit:
+    """Describe one device for :class:`ModbusDeviceServer`."""
+    return _Unit(device_id, unit_id, profile_name, state, command)

@@ -1,0 +1,220 @@
+"""OPC-UA server hosting many simulated lighting cabinets on one endpoint.
+
+Address space per cabinet (string NodeIds in the profile's namespace)::
+
+    Objects/
+      LC-0001                      ns=<i>;s=LC-0001            (object)
+        VoltageL1 ... DoorOpen     ns=<i>;s=LC-0001.VoltageL1  (variables)
+        Circuit1/                  ns=<i>;s=LC-0001.Circuit1   (object)
+          On       (writable)      ns=<i>;s=LC-0001.Circuit1.On
+          Current                  ns=<i>;s=LC-0001.Circuit1.Current
+        SwitchCircuit(circuit: UInt16, on: Boolean) -> Boolean
+
+Anonymous access without security (the real deployment adds Basic256Sha256 later).
+A cabinet that is offline keeps its nodes but reads as BadNoCommunication.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from asyncua import Server, ua
+from asyncua.server.address_space import NodeData
+
+from hardware.profiles import Profile, load_profile
+from hardware.sim.lighting import CabinetModel, CircuitError
+
+__all__ = ["OpcUaCabinetServer"]
+
+log = logging.getLogger(__name__)
+_VT = {
+    "bool": ua.VariantType.Boolean,
+    "float64": ua.VariantType.Double,
+    "float32": ua.VariantType.Float,
+    "int16": ua.VariantType.Int16,
+    "uint16": ua.VariantType.UInt16,
+    "int32": ua.VariantType.Int32,
+    "uint32": ua.VariantType.UInt32,
+}
+
+
+class OpcUaCabinetServer:
+    """One asyncua server for a group of cabinets sharing a profile."""
+
+    def __init__(
+        self,
+        cabinets: list[CabinetModel],
+        profile_name: str,
+        host: str,
+        port: int,
+        is_offline: Callable[[str], bool],
+    ):
+        self.cabinets = {c.cab.id: c for c in cabinets}
+        self.profile: Profile = load_profile(profile_name)
+        self.host, self.port = host, port
+        self.endpoint = f"opc.tcp://{host}:{port}"
+        self.is_offline = is_offline
+        self.server = Server()
+        self.idx = 0
+        self._nodes: dict[str, list[tuple[str, ua.NodeId, ua.VariantType]]] = {}
+        self._internal: ua.DataValue | None = None  # identifies our own pushes in the setter
+
+    async def start(self) -> None:
+        """Build the address space and listen."""
+        srv = self.server
+        await srv.init()
+        srv.set_endpoint(f"opc.tcp://{self.host}:{self.port}/")
+        srv.set_server_name("Rongguan simulated lighting cabinets")
+        srv.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        self.idx = await srv.register_namespace(self.profile.namespace or "urn:rongguan:sim")
+        for cab_id, model in self.cabinets.items():
+            await self._add_cabinet(cab_id, model)
+        await srv.start()
+
+    async def stop(self) -> None:
+        """Stop listening and drop sessions."""
+        await self.server.stop()
+
+    def _nid(self, name: str) -> ua.NodeId:
+        return ua.NodeId(name, self.idx)
+
+    async def _add_cabinet(self, cab_id: str, model: CabinetModel) -> None:
+        objects = self.server.nodes.objects
+        obj = await objects.add_object(self._nid(cab_id), ua.QualifiedName(cab_id, self.idx))
+        await obj.add_property(
+            self._nid(f"{cab_id}.Name"), ua.QualifiedName("Name", self.idx), model.cab.name
+        )
+        folders: dict[str, object] = {}
+        state = model.state(time.time())
+        entries = []
+        for p in self.profile.expanded():
+            if p.node is None:
+                continue
+            parent = obj
+            *path, leaf = p.node.split(".")
+            for i in range(len(path)):
+                key = ".".join(path[: i + 1])
+                if key not in folders:
+                    folders[key] = await parent.add_object(
+                        self._nid(f"{cab_id}.{key}"), ua.QualifiedName(path[i], self.idx)
+                    )
+                parent = folders[key]
+            vt = _VT[p.type]
+            var = await parent.add_variable(
+                self._nid(f"{cab_id}.{p.node}"),
+                ua.QualifiedName(leaf, self.idx),
+                ua.Variant(_cast(state.get(p.key, 0), vt), vt),
+            )
+            if p.writable:
+                await var.set_writable()
+                circuit = int(p.key.removeprefix("circuit").split("_")[0])
+                self.server.set_attribute_value_setter(var.nodeid, self._setter(model, circuit))
+            entries.append((p.key, var.nodeid, vt))
+        self._nodes[cab_id] = entries
+        args = [
+            _arg("circuit", ua.ObjectIds.UInt16, "circuit number, 1-based"),
+            _arg("on", ua.ObjectIds.Boolean, "true closes the contactor"),
+        ]
+        out = [_arg("on", ua.ObjectIds.Boolean, "contactor state read back")]
+        method = self.profile.methods.get("switch_circuit", "SwitchCircuit")
+        await obj.add_method(
+            self._nid(f"{cab_id}.{method}"),
+            ua.QualifiedName(method, self.idx),
+            self._method(cab_id, model),
+            args,
+            out,
+        )
+
+    def _setter(
+        self, model: CabinetModel, circuit: int
+    ) -> Callable[[NodeData, ua.AttributeIds, ua.DataValue], None]:
+        def setter(node: NodeData, attr: ua.AttributeIds, dv: ua.DataValue) -> None:
+            # A client write switches the contactor; our own periodic pushes only store.
+            if dv is not self._internal and dv.Value is not None and dv.Value.Value is not None:
+                if self.is_offline(model.cab.id):
+                    raise ua.UaStatusCodeError(ua.StatusCodes.BadNoCommunication)
+                model.command(circuit, bool(dv.Value.Value), time.time())
+                log.info("OPC-UA write %s circuit %d -> %s", model.cab.id, circuit, dv.Value.Value)
+            node.attributes[attr].value = dv
+
+        return setter
+
+    def _method(self, cab_id: str, model: CabinetModel) -> Callable[..., object]:
+        async def switch(
+            parent: ua.NodeId, *args: ua.Variant
+        ) -> ua.CallMethodResult | list[ua.Variant]:
+            # Raising here would reach the client as BadUnexpectedError: return the status.
+            if self.is_offline(cab_id):
+                return _bad(ua.StatusCodes.BadNoCommunication)
+            if len(args) != 2:
+                return _bad(
+                    ua.StatusCodes.BadArgumentsMissing
+                    if len(args) < 2
+                    else ua.StatusCodes.BadTooManyArguments
+                )
+            circuit, on = args[0].Value, args[1].Value
+            arg_ok = [
+                isinstance(circuit, int)
+                and not isinstance(circuit, bool)
+                and 1 <= circuit <= model.cab.circuits,
+                isinstance(on, bool),
+            ]
+            if not all(arg_ok):
+                log.info("SwitchCircuit on %s rejected: circuit=%r on=%r", cab_id, circuit, on)
+                res = _bad(ua.StatusCodes.BadInvalidArgument)
+                res.InputArgumentResults = [
+                    ua.StatusCode()
+                    if ok
+                    else ua.StatusCode(
+                        ua.StatusCodes.BadOutOfRange if i == 0 else ua.StatusCodes.BadTypeMismatch
+                    )
+                    for i, ok in enumerate(arg_ok)
+                ]
+                return res
+            try:
+                state = model.command(circuit, on, time.time())
+            except CircuitError:
+                return _bad(ua.StatusCodes.BadInvalidArgument)
+            log.info("SwitchCircuit %s circuit %d -> %s", cab_id, circuit, on)
+            await self.push(cab_id, model.state(time.time()))
+            return [ua.Variant(state, ua.VariantType.Boolean)]
+
+        return switch
+
+    async def push(self, cab_id: str, state: dict[str, float | bool] | None) -> None:
+        """Write a cabinet's current values (None: mark them BadNoCommunication)."""
+        now = datetime.now(UTC)
+        for key, nid, vt in self._nodes[cab_id]:
+            if state is None:
+                dv = ua.DataValue(StatusCode=ua.StatusCode(ua.StatusCodes.BadNoCommunication))
+            else:
+                dv = ua.DataValue(ua.Variant(_cast(state[key], vt), vt), SourceTimestamp=now)
+            self._internal = dv
+            await self.server.write_attribute_value(nid, dv)
+        self._internal = None
+
+
+def _cast(value: float | bool | int, vt: ua.VariantType) -> float | bool | int:
+    if vt == ua.VariantType.Boolean:
+        return bool(value)
+    if vt in (ua.VariantType.Double, ua.VariantType.Float):
+        return float(value)
+    return int(value)
+
+
+def _bad(code: int) -> ua.CallMethodResult:
+    res = ua.CallMethodResult()
+    res.StatusCode = ua.StatusCode(code)
+    return res
+
+
+def _arg(name: str, type_id: int, text: str) -> ua.Argument:
+    arg = ua.Argument()
+    arg.Name = name
+    arg.DataType = ua.NodeId(type_id)
+    arg.ValueRank = -1
+    arg.Description = ua.LocalizedText(text)
+    return arg
