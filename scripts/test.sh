@@ -4,7 +4,7 @@
 # OS packages; the Python packages in .venv. The tests start their own servers.
 # Extra arguments go to pytest.
 source "$(dirname "$0")/_common.sh"
-apt_install mosquitto mosquitto-clients influxdb nginx-light chromium mbpoll
+apt_install mosquitto mosquitto-clients influxdb nginx-light chromium fonts-wqy-microhei mbpoll
 ensure_venv test
 status=0
 .venv/bin/python -m pytest -ra "$@" || status=$?

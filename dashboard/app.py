@@ -1,0 +1,149 @@
+"""The dashboard server: composes the pages (wall "/", "/lighting", "/alarms") around one
+live store and one MQTT feed per process, with logins and roles (see dashboard.auth).
+
+``python -m dashboard.app CONFIG.yaml`` runs it alone (the ``rongguan dashboard`` command
+does the same through the shell).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import panel as pn
+
+from contracts.config import DeploymentConfig, load_config
+from dashboard.actions import Actions
+from dashboard.auth import Identity, identity_of, server_auth_kwargs
+from dashboard.feed import LiveFeed
+from dashboard.kpi import KpiCache
+from dashboard.i18n import session_language, tr
+from dashboard.livestore import LiveStore, devices_from_config
+from dashboard.views.alarms import AlarmsView
+from dashboard.views.lighting import LightingView
+from dashboard.views.style import PAGE_CSS, html as html_pane
+from dashboard.views.wall import WallView
+
+__all__ = ["Dashboard", "serve", "main"]
+
+log = logging.getLogger("rongguan.dashboard")
+
+pn.extension("tabulator", raw_css=[PAGE_CSS], theme="dark", notifications=False)
+
+
+class Dashboard:
+    """The process-wide parts (store, feed, actions) and the page factories for sessions."""
+
+    def __init__(self, cfg: DeploymentConfig, store: LiveStore, actions: Actions, auth: bool) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.actions = actions
+        self.auth = auth
+        self.kpis = KpiCache(store)
+
+    def pages(self) -> dict[str, Callable[[], Any]]:
+        """Route → page factory, as pn.serve takes them."""
+        return {"/": lambda: self.page("wall"), "lighting": lambda: self.page("lighting"),
+                "alarms": lambda: self.page("alarms")}  # fmt: skip
+
+    def _nav(self, who: Identity, lang: str) -> pn.pane.HTML:
+        links = " ".join(
+            f'<a href="{href}?lang={lang}">{tr(key, lang)}</a>'
+            for href, key in (("./", "wall"), ("lighting", "lighting"), ("alarms", "alarms"))
+        )
+        other = "en" if lang == "zh" else "zh"
+        account = ""
+        if self.auth:
+            account = (f'<a href="login">{tr("login", lang)}</a>' if who.is_guest
+                       else f'<a href="logout">{tr("logout", lang)}</a>')  # fmt: skip
+        return html_pane(
+            f'<div class="rg-nav"><b>{html.escape(self.cfg.dashboard.title)}</b> {links}'
+            f'<a href="?lang={other}">{"English" if other == "en" else "中文"}</a>'
+            f'<span class="rg-user">{tr("user", lang)}: {html.escape(who.user)} ({who.role}) {account}</span></div>',
+            sizing_mode="stretch_width",
+        )
+
+    def page(self, name: str) -> pn.viewable.Viewable:
+        """Build one session's page; the identity comes from the server, never from the page."""
+        lang = session_language(self.cfg.dashboard.language)
+        who = identity_of(self.cfg, pn.state.user)
+        if who is None:
+            return html_pane(f'<div class="rg-h2"><a href="login">{tr("login", lang)}</a></div>')
+        if name == "wall":
+            view: Any = WallView(self.store, self.kpis, self.cfg.dashboard.basemap, lang, self.cfg.dashboard.title)
+        elif name == "lighting":
+            view = LightingView(self.store, self.actions, who, lang)
+        else:
+            view = AlarmsView(self.store, self.actions, who, lang)
+        view.start()
+        nav = self._nav(who, lang)
+        if name == "wall":
+            return pn.Column(nav, view.layout, sizing_mode="stretch_both", height_policy="max",
+                             styles={"height": "100vh"})  # fmt: skip
+        return pn.Column(nav, view.layout, sizing_mode="stretch_width")
+
+
+def _origins(host: str, port: int) -> list[str]:
+    """Websocket origins the server accepts: the names this machine is reached by."""
+    names = {"localhost", "127.0.0.1", host}
+    if host in ("0.0.0.0", "::", ""):
+        hostname = socket.gethostname()
+        names |= {hostname, socket.getfqdn()}
+        try:
+            names |= set(socket.gethostbyname_ex(hostname)[2])
+        except OSError:
+            pass
+    return sorted(f"{n}:{port}" for n in names if n and n not in ("0.0.0.0", "::"))
+
+
+def serve(cfg: DeploymentConfig, *, stop: threading.Event | None = None) -> None:
+    """Run the dashboard until SIGINT/SIGTERM or until ``stop`` is set (blocking)."""
+    store = LiveStore(devices_from_config(cfg))
+    feed = LiveFeed(cfg.broker, store)
+    feed.start()
+    auth = server_auth_kwargs(cfg)
+    app = Dashboard(cfg, store, Actions(store, feed.publish), bool(auth))
+    server = pn.serve(
+        app.pages(), port=cfg.dashboard.port, address=cfg.dashboard.host, show=False,
+        threaded=False, start=False, title=cfg.dashboard.title,
+        websocket_origin=_origins(cfg.dashboard.host, cfg.dashboard.port), **auth,
+    )  # fmt: skip
+    loop = server.io_loop
+
+    def _stop(*_args: object) -> None:
+        loop.asyncio_loop.call_soon_threadsafe(loop.stop)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)
+    if stop is not None:
+        threading.Thread(target=lambda: (stop.wait(), _stop()), name="dashboard-stop", daemon=True).start()
+    server.start()
+    log.info("dashboard on http://%s:%d/", cfg.dashboard.host, server.port)
+    try:
+        loop.start()
+    finally:
+        server.stop()
+        feed.stop()
+        log.info("dashboard stopped; feed counters %s", store.stats())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the dashboard from a config file (for tests and tools; users call ``rongguan dashboard``)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m dashboard.app CONFIG.yaml", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    serve(load_config(args[0]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

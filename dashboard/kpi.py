@@ -1,0 +1,97 @@
+"""Wall-screen figures computed from the live store's devices and alarms (pure functions)."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from contracts.alarms import ACTIVE_STATES, AlarmEvent, Severity
+from dashboard.livestore import DeviceInfo, LiveStore
+
+__all__ = ["Kpis", "KpiCache", "compute_kpis", "is_online", "circuits_of", "LAMP_ON_MIN_CURRENT_A", "PM10_WARN", "STALE_S"]
+
+LAMP_ON_MIN_CURRENT_A = 0.5  # a circuit commanded on that draws less is counted dark
+PM10_WARN = 150.0  # µg/m³, the city's hourly site warning (GB 3095 24-h grade II is 150 too)
+STALE_S = 300.0  # a device silent this long is not counted online / on duty
+_CIRCUIT = re.compile(r"^circuit(\d+)_on$")
+
+
+@dataclass(slots=True)
+class Kpis:
+    """The KPI tiles' figures."""
+
+    online: dict[str, tuple[int, int]] = field(default_factory=dict)  # kind -> (online, total)
+    lamp_on_rate: float | None = None  # share of circuits on that really draw current
+    circuits_on: int = 0
+    dust_exceedances: int = 0
+    trucks_on_duty: int = 0
+    trucks_total: int = 0
+    alarms: dict[str, int] = field(default_factory=dict)  # severity -> active count
+
+
+def circuits_of(dev: DeviceInfo) -> list[int]:
+    """Circuit numbers a cabinet reports, ascending."""
+    return sorted(int(m.group(1)) for k in dev.values if (m := _CIRCUIT.match(k)))
+
+
+def is_online(dev: DeviceInfo, now_ns: int) -> bool:
+    """Online per the agent's availability if known, else by fresh telemetry."""
+    if dev.availability is not None:
+        return dev.availability == "online"
+    return dev.last_ns > 0 and (now_ns - dev.last_ns) < STALE_S * 1e9
+
+
+def compute_kpis(devices: list[DeviceInfo], alarms: list[AlarmEvent], now_ns: int) -> Kpis:
+    """All tiles in one pass over the devices."""
+    k = Kpis()
+    online: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    lit = 0
+    for dev in devices:
+        total[dev.kind] += 1
+        up = is_online(dev, now_ns)
+        online[dev.kind] += up
+        if dev.kind == "lighting_cabinet":
+            for n in circuits_of(dev):
+                if dev.values.get(f"circuit{n}_on"):
+                    k.circuits_on += 1
+                    cur = dev.values.get(f"circuit{n}_current")
+                    lit += cur is not None and cur > LAMP_ON_MIN_CURRENT_A
+        elif dev.kind == "dust_monitor":
+            pm10 = dev.values.get("pm10")
+            k.dust_exceedances += pm10 is not None and pm10 > PM10_WARN
+        elif dev.kind == "vehicle":
+            k.trucks_total += 1
+            k.trucks_on_duty += up and dev.last_ns > 0
+    k.online = {kind: (online[kind], total[kind]) for kind in sorted(total)}
+    k.lamp_on_rate = lit / k.circuits_on if k.circuits_on else None
+    sev = Counter(a.severity.value for a in alarms if a.state in ACTIVE_STATES)
+    k.alarms = {s.value: sev.get(s.value, 0) for s in Severity}
+    return k
+
+
+class KpiCache:
+    """KPIs computed at most once per ``min_interval_s`` per process, shared by all sessions."""
+
+    def __init__(self, store: LiveStore, min_interval_s: float = 1.0) -> None:
+        self.store = store
+        self.min_interval_s = min_interval_s
+        self._lock = threading.Lock()
+        self._at = -1e18
+        self._version = -1
+        self._value = Kpis()
+
+    def get(self) -> Kpis:
+        """The current figures (recomputed when the store changed and the interval passed)."""
+        with self._lock:
+            now = time.monotonic()
+            changed = self._version != self.store.version and now - self._at >= self.min_interval_s
+            # Silence changes nothing in the store, yet makes devices go stale: recompute anyway.
+            if changed or now - self._at >= 10 * self.min_interval_s:
+                self._version = self.store.version
+                self._at = now
+                self._value = compute_kpis(self.store.devices(), self.store.alarms(), time.time_ns())
+            return self._value

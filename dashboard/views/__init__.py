@@ -1,0 +1,1 @@
+"""Dashboard pages: the wall screen, the lighting console, the alarm console."""

@@ -1,0 +1,152 @@
+"""Shared machinery of live views: a 1 s tick that pulls the store's changes, and keyed
+row syncing that patches changed cells and streams new rows instead of redrawing."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+import pandas as pd
+import panel as pn
+from bokeh.models import ColumnDataSource
+
+from dashboard.livestore import Changes, LiveStore
+
+__all__ = ["LiveView", "CdsSync", "TableSync", "fmt_time"]
+
+log = logging.getLogger("rongguan.dashboard.views")
+
+
+def fmt_time(ns: int | None) -> str:
+    """Local wall-clock time of a ns timestamp, or an empty string."""
+    if not ns:
+        return ""
+    return time.strftime("%m-%d %H:%M:%S", time.localtime(ns / 1e9))
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+class CdsSync:
+    """Rows keyed by ``key`` in a Bokeh ColumnDataSource, updated with patch and stream."""
+
+    def __init__(self, columns: list[str], key: str = "id", name: str | None = None) -> None:
+        self.columns = columns
+        self.key = key
+        self.source = ColumnDataSource({c: [] for c in columns}, name=name)
+        self._index: dict[str, int] = {}
+
+    def reset(self, rows: list[dict[str, Any]]) -> None:
+        """Replace everything (first paint, or after falling behind the change log)."""
+        self.source.data = {c: [r[c] for r in rows] for c in self.columns}
+        self._index = {r[self.key]: i for i, r in enumerate(rows)}
+
+    def update(self, rows: list[dict[str, Any]]) -> None:
+        """Patch changed cells of known rows, stream unknown ones."""
+        patches: dict[str, list[tuple[int, Any]]] = {}
+        new: list[dict[str, Any]] = []
+        data = self.source.data
+        for r in rows:
+            i = self._index.get(r[self.key])
+            if i is None:
+                new.append(r)
+                continue
+            for c in self.columns:
+                if not _same(data[c][i], r[c]):
+                    patches.setdefault(c, []).append((i, r[c]))
+        if patches:
+            self.source.patch(patches)
+        if new:
+            base = len(self._index)
+            for j, r in enumerate(new):
+                self._index[r[self.key]] = base + j
+            self.source.stream({c: [r[c] for r in new] for c in self.columns})
+
+
+class TableSync:
+    """Rows keyed by ``key`` in a Panel Tabulator, updated with patch and stream."""
+
+    def __init__(self, table: pn.widgets.Tabulator, columns: list[str], key: str) -> None:
+        self.table = table
+        self.columns = columns
+        self.key = key
+        self._index: dict[str, int] = {}
+
+    def reset(self, rows: list[dict[str, Any]]) -> None:
+        """Replace the whole table."""
+        self.table.value = pd.DataFrame(rows, columns=self.columns)
+        self._index = {r[self.key]: i for i, r in enumerate(rows)}
+
+    def keys(self) -> list[str]:
+        """Keys in row order."""
+        return list(self._index)
+
+    def update(self, rows: list[dict[str, Any]]) -> None:
+        """Patch changed cells of known rows, stream unknown ones."""
+        df = self.table.value
+        patches: dict[str, list[tuple[int, Any]]] = {}
+        new: list[dict[str, Any]] = []
+        for r in rows:
+            i = self._index.get(r[self.key])
+            if i is None:
+                new.append(r)
+                continue
+            for c in self.columns:
+                if not _same(df.iat[i, df.columns.get_loc(c)], r[c]):
+                    patches.setdefault(c, []).append((i, r[c]))
+        if patches:
+            self.table.patch(patches, as_index=False)
+        if new:
+            base = len(self._index)
+            for j, r in enumerate(new):
+                self._index[r[self.key]] = base + j
+            self.table.stream(pd.DataFrame(new, columns=self.columns), reset_index=True, follow=False)
+
+
+class LiveView:
+    """Base of a session's view: ``full()`` on first paint or resync, ``apply(changes)`` per tick."""
+
+    period_ms = 1000
+
+    def __init__(self, store: LiveStore) -> None:
+        self.store = store
+        self.version = 0
+        self.ticks = 0
+
+    def start(self) -> None:
+        """Paint once and schedule the tick (Panel stops it when the session ends)."""
+        self.version = self.store.version
+        self.full()
+        if pn.state.curdoc is not None:
+            pn.state.add_periodic_callback(self.tick, period=self.period_ms)
+
+    def tick(self) -> None:
+        """Pull and apply what changed since the last tick; never raise into Bokeh's loop."""
+        self.ticks += 1
+        try:
+            changes = self.store.changes_since(self.version)
+            if changes is None:
+                self.version = self.store.version
+                self.full()
+            else:
+                self.version = changes.version
+                self.apply(changes)
+            self.every_tick()
+        except Exception:  # noqa: BLE001 - one bad update must not stop the screen
+            log.exception("view update failed")
+
+    def full(self) -> None:
+        """Paint everything from the store."""
+        raise NotImplementedError
+
+    def apply(self, changes: Changes) -> None:
+        """Apply a set of changes (empty sets are fine)."""
+        raise NotImplementedError
+
+    def every_tick(self) -> None:
+        """Hook for clocks and staleness badges."""

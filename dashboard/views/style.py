@@ -1,0 +1,49 @@
+"""The control-room look: one stylesheet, applied inside every HTML pane's shadow root."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import panel as pn
+
+__all__ = ["PAGE_CSS", "PANE_CSS", "html"]
+
+#: Page-level CSS (outside the components' shadow roots).
+PAGE_CSS = """
+html, body { background: #0b1220 !important; color: #dbe4f0; margin: 0; }
+body { font-family: "Noto Sans CJK SC", "Microsoft YaHei", "PingFang SC", sans-serif; }
+"""
+
+#: CSS inside HTML panes.
+PANE_CSS = """
+:host { color: #dbe4f0; font-family: "Noto Sans CJK SC", "Microsoft YaHei", "PingFang SC", sans-serif; }
+a { color: #6fa0ff; }
+.rg-title { font-size: 30px; font-weight: 700; letter-spacing: 2px; padding: 6px 12px; }
+.rg-clock { font-size: 26px; font-variant-numeric: tabular-nums; padding: 8px 16px; color: #9fb0c8; }
+.rg-nav { font-size: 16px; padding: 6px 12px; display: flex; gap: 18px; align-items: center; }
+.rg-nav .rg-user { margin-left: auto; color: #9fb0c8; }
+.rg-h2 { font-size: 22px; font-weight: 700; margin: 6px 0; }
+.rg-h3 { font-size: 16px; font-weight: 700; margin: 6px 0; color: #9fb0c8; }
+.rg-tiles { display: flex; gap: 12px; flex-wrap: wrap; padding: 4px 8px; }
+.rg-tile { background: #131d31; border: 1px solid #24324d; border-radius: 8px; padding: 10px 18px; min-width: 170px; }
+.rg-tile-label { font-size: 15px; color: #9fb0c8; }
+.rg-tile-value { font-size: 34px; font-weight: 700; font-variant-numeric: tabular-nums; }
+.rg-tile-value span { font-size: 20px; margin-right: 8px; }
+.rg-tile.rg-bad .rg-tile-value { color: #ff6b6b; }
+.rg-alarm { background: #131d31; border-left: 6px solid #adb5bd; border-radius: 4px; padding: 8px 10px; margin: 0 0 8px; }
+.rg-alarm-top { font-size: 18px; }
+.rg-sev { color: #0b1220; border-radius: 3px; padding: 1px 6px; font-weight: 700; font-size: 14px; }
+.rg-time { float: right; color: #9fb0c8; font-size: 14px; }
+.rg-msg { font-size: 16px; margin: 4px 0; }
+.rg-case { font-size: 15px; color: #9fb0c8; }
+.rg-case-no { color: #ffd43b; }
+.rg-empty { font-size: 18px; color: #69db7c; padding: 12px; }
+.rg-ok { color: #69db7c; font-weight: 700; }
+.rg-bad { color: #ff6b6b; font-weight: 700; }
+.rg-hint { color: #fcc419; font-size: 14px; }
+"""
+
+
+def html(obj: str = "", **kwargs: Any) -> pn.pane.HTML:
+    """An HTML pane carrying the control-room stylesheet."""
+    return pn.pane.HTML(obj, stylesheets=[PANE_CSS], **kwargs)

@@ -1,0 +1,126 @@
+"""The wall screen: dark, large type; city map, KPI tiles and the alarm list with case numbers."""
+
+from __future__ import annotations
+
+import html
+import time
+
+import panel as pn
+
+from contracts.alarms import AlarmEvent, Severity
+from dashboard.i18n import tr
+from dashboard.kpi import KpiCache, Kpis
+from dashboard.livestore import Changes, LiveStore
+from dashboard.views._live import LiveView, fmt_time
+from dashboard.views.style import html as html_pane
+from dashboard.views.citymap import CityMap, alarmed_devices
+
+__all__ = ["WallView", "alarm_list_html", "SEVERITY_COLOURS"]
+
+SEVERITY_COLOURS = {"critical": "#ff4d4f", "major": "#ff922b", "minor": "#fcc419", "warning": "#74c0fc"}
+_SEV_ORDER = {s.value: i for i, s in enumerate(Severity)}
+
+
+def sort_alarms(alarms: list[AlarmEvent]) -> list[AlarmEvent]:
+    """Most severe first, then newest first."""
+    return sorted(alarms, key=lambda a: (_SEV_ORDER.get(a.severity.value, 9), -a.raised_ns))
+
+
+def alarm_list_html(alarms: list[AlarmEvent], lang: str, limit: int = 14) -> str:
+    """The wall's alarm list: severity, device, message, case number, case status."""
+    if not alarms:
+        return f'<div class="rg-empty">{tr("no_alarms", lang)}</div>'
+    items = []
+    for a in sort_alarms(alarms)[:limit]:
+        colour = SEVERITY_COLOURS.get(a.severity.value, "#adb5bd")
+        case = html.escape(a.case_no or "—")
+        status = html.escape(a.case_status or "")
+        items.append(
+            f'<div class="rg-alarm" data-alarm="{html.escape(a.alarm_id)}" style="border-left-color:{colour}">'
+            f'<div class="rg-alarm-top"><span class="rg-sev" style="background:{colour}">'
+            f'{tr(a.severity.value, lang)}</span> <b>{html.escape(a.device_id)}</b>'
+            f'<span class="rg-time">{fmt_time(a.raised_ns)}</span></div>'
+            f'<div class="rg-msg">{html.escape(a.message or a.rule_id)}</div>'
+            f'<div class="rg-case">{tr("case_no", lang)} <b class="rg-case-no">{case}</b> {status}'
+            f' · {tr("st_" + a.state.value, lang)}</div></div>'
+        )  # fmt: skip
+    return "".join(items)
+
+
+def kpi_html(k: Kpis, lang: str) -> str:
+    """The KPI tiles as one HTML strip."""
+    tiles = []
+    for kind, (up, total) in k.online.items():
+        tiles.append((f'{tr("online", lang)} · {tr(kind, lang)}', f"{up}/{total}", ""))
+    rate = "—" if k.lamp_on_rate is None else f"{k.lamp_on_rate * 100:.1f}%"
+    warn = "rg-bad" if k.lamp_on_rate is not None and k.lamp_on_rate < 0.96 else ""
+    tiles.append((tr("lamp_on_rate", lang), rate, warn))
+    tiles.append((tr("dust_exceed", lang), str(k.dust_exceedances), "rg-bad" if k.dust_exceedances else ""))
+    tiles.append((tr("trucks_on_duty", lang), f"{k.trucks_on_duty}/{k.trucks_total}", ""))
+    sev = " ".join(
+        f'<span style="color:{SEVERITY_COLOURS[s]}">{tr(s, lang)} {n}</span>' for s, n in k.alarms.items()
+    )
+    tiles.append((tr("active_alarms", lang), sev, ""))
+    return '<div class="rg-tiles">' + "".join(
+        f'<div class="rg-tile {cls}"><div class="rg-tile-label">{label}</div>'
+        f'<div class="rg-tile-value">{value}</div></div>'
+        for label, value, cls in tiles
+    ) + "</div>"
+
+
+class WallView(LiveView):
+    """One wall-screen session."""
+
+    def __init__(self, store: LiveStore, kpis: KpiCache, basemap: str | None, lang: str, title: str) -> None:
+        super().__init__(store)
+        self.kpi_cache = kpis
+        self.lang = lang
+        self.map = CityMap(basemap, dark=True)
+        self.kpis = html_pane("", sizing_mode="stretch_width", css_classes=["rg-kpis"])
+        self.alarm_list = html_pane("", sizing_mode="stretch_both", css_classes=["rg-alarm-list"])
+        self.clock = html_pane("", css_classes=["rg-clock"])
+        self._alarm_devices: dict[str, str] = {}
+        header = pn.Row(
+            html_pane(f'<div class="rg-title">{html.escape(title)} · {tr("wall", lang)}</div>'),
+            pn.Spacer(), self.clock, sizing_mode="stretch_width",
+        )  # fmt: skip
+        side = pn.Column(
+            html_pane(f'<div class="rg-h2">{tr("active_alarms", lang)}</div>'),
+            self.alarm_list, width=460, sizing_mode="stretch_height",
+        )  # fmt: skip
+        body = pn.Row(pn.pane.Bokeh(self.map.fig, sizing_mode="stretch_both"), side, sizing_mode="stretch_both")
+        self.layout = pn.Column(header, self.kpis, body, sizing_mode="stretch_both", css_classes=["rg-wall"])
+
+    def _alarms(self) -> list[AlarmEvent]:
+        return self.store.alarms(active_only=True)
+
+    def full(self) -> None:
+        alarms = self._alarms()
+        self._alarm_devices = {a.alarm_id: a.device_id for a in alarms}
+        now = time.time_ns()
+        devs = self.store.devices()
+        self.map.reset(devs, alarmed_devices(alarms), now)
+        self.alarm_list.object = alarm_list_html(alarms, self.lang)
+        self.kpis.object = kpi_html(self.kpi_cache.get(), self.lang)
+
+    def apply(self, changes: Changes) -> None:
+        if not changes:
+            return
+        alarms = self._alarms()
+        ids = set(changes.devices)
+        if changes.alarms:
+            # A raised or cleared alarm recolours its device's marker.
+            ids |= {self._alarm_devices[a] for a in changes.alarms if a in self._alarm_devices}
+            self._alarm_devices = {a.alarm_id: a.device_id for a in alarms}
+            ids |= {self._alarm_devices[a] for a in changes.alarms if a in self._alarm_devices}
+            self.alarm_list.object = alarm_list_html(alarms, self.lang)
+        now = time.time_ns()
+        if ids:
+            self.map.update(self.store.devices(ids), alarmed_devices(alarms), now)
+
+    def every_tick(self) -> None:
+        self.clock.object = f'<div class="rg-clock">{time.strftime("%Y-%m-%d %H:%M:%S")}</div>'
+        # Computed once per process per second (KpiCache); sent only when the text changed.
+        html_ = kpi_html(self.kpi_cache.get(), self.lang)
+        if html_ != self.kpis.object:
+            self.kpis.object = html_
