@@ -1,0 +1,91 @@
+"""The driver interface every protocol implements, and the project's own driver errors.
+
+Library exceptions (asyncua, pymodbus, paho, OSError, timeouts) are translated into
+these errors inside each driver, so the agent's supervisor handles one small set.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from contracts.commands import CommandAction
+from contracts.config import DeviceConfig
+from contracts.telemetry import TelemetryRow
+
+__all__ = [
+    "Driver",
+    "DriverError",
+    "DeviceTimeout",
+    "DeviceUnavailable",
+    "WriteRejected",
+    "BadConfig",
+    "switch_params",
+]
+
+
+class DriverError(Exception):
+    """Base of every error a driver raises."""
+
+
+class DeviceTimeout(DriverError):
+    """The device did not answer in time; the connection may still be usable."""
+
+
+class DeviceUnavailable(DriverError):
+    """The connection is lost or cannot be made; the supervisor reconnects."""
+
+
+class WriteRejected(DriverError):
+    """The device refused a write or a method call (bad value, read-only point, ...)."""
+
+
+class BadConfig(DriverError):
+    """The device config or profile does not fit the device or the driver."""
+
+
+@runtime_checkable
+class Driver(Protocol):
+    """One connection to one field device, driven by the agent's supervisor."""
+
+    device: DeviceConfig
+    actions: frozenset[CommandAction]
+
+    async def connect(self) -> None:
+        """Open the connection; raise DeviceUnavailable/DeviceTimeout/BadConfig."""
+        ...
+
+    async def read(self) -> list[TelemetryRow]:
+        """Read every point of the device once (or drain pushed data)."""
+        ...
+
+    async def write(self, key: str, value: float | bool) -> None:
+        """Write one writable point by its telemetry key."""
+        ...
+
+    async def execute(self, action: CommandAction, params: dict[str, Any]) -> dict[str, float]:
+        """Carry out a command and return the read-back values by field key."""
+        ...
+
+    async def close(self) -> None:
+        """Release the connection; safe to call twice."""
+        ...
+
+    def stats(self) -> dict[str, int]:
+        """Driver-level counters (requests, decode errors, drops, ...)."""
+        ...
+
+
+def switch_params(params: dict[str, Any], circuits: int) -> tuple[int, bool]:
+    """Validate ``switch_circuit`` params; ValueError names what is wrong."""
+    circuit = params.get("circuit")
+    on = params.get("on")
+    if type(circuit) is not int:
+        raise ValueError(f"'circuit' must be an integer, got {circuit!r}")
+    if not 1 <= circuit <= circuits:
+        raise ValueError(f"circuit {circuit} outside 1..{circuits}")
+    if type(on) is not bool:
+        raise ValueError(f"'on' must be true or false, got {on!r}")
+    extra = set(params) - {"circuit", "on"}
+    if extra:
+        raise ValueError(f"unexpected params: {', '.join(sorted(extra))}")
+    return circuit, on

@@ -1,0 +1,145 @@
+"""Command executor: validate, execute through the device's supervisor, read back, ack.
+
+Each command gets its acks on ``cmd-ack/<agent>``::
+
+    RECEIVED → SENT → ACKNOWLEDGED (device accepted) → CONFIRMED (read-back matches)
+                                                     ↘ FAILED
+    REJECTED (not ours, unsupported, bad params) and EXPIRED (older than its TTL) end it early.
+
+Commands are idempotent by id: a repeat gets the latest ack again and is not executed
+twice. Every step is logged on the ``rongguan.audit`` logger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from contracts.commands import Command, CommandAck, CommandState
+from contracts.telemetry import TelemetryRow
+from drivers import DriverError, WriteRejected
+from drivers.registry import check_command
+from edge_agent.supervisor import DeviceSupervisor
+
+__all__ = ["CommandExecutor", "RECENT_IDS"]
+
+audit = logging.getLogger("rongguan.audit")
+log = logging.getLogger(__name__)
+
+RECENT_IDS = 1024  # command ids remembered for idempotency
+
+
+class CommandExecutor:
+    """Carries out commands for the devices one agent owns."""
+
+    def __init__(
+        self,
+        agent_id: str,
+        supervisors: dict[str, DeviceSupervisor],
+        publish_ack: Callable[[CommandAck], None],
+        on_readback: Callable[[list[TelemetryRow]], None],
+    ):
+        self.agent_id = agent_id
+        self.supervisors = supervisors
+        self._publish_ack = publish_ack
+        self._on_readback = on_readback
+        self._recent: OrderedDict[str, CommandAck] = OrderedDict()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.counters = {state.value: 0 for state in CommandState}
+        self.counters.update({"bad_payloads": 0, "duplicates": 0})
+
+    def _ack(self, cmd_id: str, device_id: str, state: CommandState, detail: str = "",
+             readback: dict[str, Any] | None = None, cmd: Command | None = None) -> None:
+        ack = CommandAck(command_id=cmd_id, device_id=device_id, state=state, detail=detail,
+                         readback=readback or {})
+        self._recent[cmd_id] = ack
+        self._recent.move_to_end(cmd_id)
+        while len(self._recent) > RECENT_IDS:
+            self._recent.popitem(last=False)
+        self.counters[state.value] += 1
+        who = f" by={cmd.issued_by} role={cmd.role} reason={cmd.reason!r} action={cmd.action} params={json.dumps(cmd.params)}" if cmd else ""
+        audit.info("command=%s agent=%s device=%s state=%s detail=%r%s",
+                   cmd_id, self.agent_id, device_id, state.value, detail, who)
+        self._publish_ack(ack)
+
+    def on_message(self, payload: bytes) -> None:
+        """Entry point from MQTT: decode, dedupe, validate, then execute in a task."""
+        try:
+            cmd = Command.decode(payload)
+        except (ValidationError, ValueError, TypeError) as exc:
+            self.counters["bad_payloads"] += 1
+            self._reject_garbage(payload, exc)
+            return
+        if cmd.command_id in self._recent:
+            self.counters["duplicates"] += 1
+            audit.info("command=%s duplicate, not executed again", cmd.command_id)
+            self._publish_ack(self._recent[cmd.command_id])
+            return
+        sup = self.supervisors.get(cmd.device_id)
+        if sup is None:
+            self._ack(cmd.command_id, cmd.device_id, CommandState.REJECTED,
+                      f"device {cmd.device_id!r} is not owned by agent {self.agent_id}", cmd=cmd)
+            return
+        if cmd.expired():
+            self._ack(cmd.command_id, cmd.device_id, CommandState.EXPIRED,
+                      f"older than its ttl of {cmd.ttl_s} s", cmd=cmd)
+            return
+        try:
+            expected = check_command(sup.device, cmd.action, cmd.params)
+        except ValueError as exc:
+            self._ack(cmd.command_id, cmd.device_id, CommandState.REJECTED, str(exc), cmd=cmd)
+            return
+        self._ack(cmd.command_id, cmd.device_id, CommandState.RECEIVED, cmd=cmd)
+        task = asyncio.get_running_loop().create_task(self._execute(cmd, sup, expected))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _reject_garbage(self, payload: bytes, exc: Exception) -> None:
+        """Ack REJECTED when the payload at least names a command id; log it either way."""
+        try:
+            doc = json.loads(payload)
+            cmd_id, device_id = str(doc["command_id"]), str(doc.get("device_id", ""))
+        except Exception:
+            audit.warning("agent=%s unreadable command payload (%d bytes): %s",
+                          self.agent_id, len(payload), str(exc).splitlines()[0])
+            return
+        self._ack(cmd_id, device_id, CommandState.REJECTED, f"malformed command: {str(exc).splitlines()[0]}")
+
+    async def _execute(self, cmd: Command, sup: DeviceSupervisor, expected: dict[str, float]) -> None:
+        cid, dev = cmd.command_id, cmd.device_id
+        self._ack(cid, dev, CommandState.SENT, f"{cmd.action} {json.dumps(cmd.params)}", cmd=cmd)
+        try:
+            readback = await sup.execute(cmd.action, cmd.params)
+        except WriteRejected as exc:
+            self._ack(cid, dev, CommandState.FAILED, f"device refused: {exc}", cmd=cmd)
+            return
+        except DriverError as exc:
+            self._ack(cid, dev, CommandState.FAILED, f"{type(exc).__name__}: {exc}", cmd=cmd)
+            return
+        except Exception as exc:  # never let a driver bug leave a command without an answer
+            log.exception("command %s failed unexpectedly", cid)
+            self._ack(cid, dev, CommandState.FAILED, f"internal error: {type(exc).__name__}", cmd=cmd)
+            return
+        self._ack(cid, dev, CommandState.ACKNOWLEDGED, "device accepted the command", cmd=cmd)
+        mismatch = {k: (v, readback.get(k)) for k, v in expected.items() if readback.get(k) != v}
+        if mismatch:
+            detail = "; ".join(f"{k} read back {got!r}, expected {want!r}" for k, (want, got) in mismatch.items())
+            self._ack(cid, dev, CommandState.FAILED, detail, readback=readback, cmd=cmd)
+            return
+        self._ack(cid, dev, CommandState.CONFIRMED, "read back matches", readback=readback, cmd=cmd)
+        now = time.time_ns()
+        self._on_readback(
+            [TelemetryRow(dev, sup.device.kind, now, k, float(v)) for k, v in readback.items()]
+        )
+
+    async def wait_idle(self, timeout_s: float) -> None:
+        """Let commands in progress finish (used on stop)."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout_s)
