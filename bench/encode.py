@@ -18,7 +18,13 @@ from ingest.store.lineproto import encode_lines
 __all__ = ["run", "sample_frame"]
 
 _KINDS = {
-    "lighting_cabinet": ["voltage_l1", "current_l1", "active_power", "circuit1_current", "circuit1_on"],
+    "lighting_cabinet": [
+        "voltage_l1",
+        "current_l1",
+        "active_power",
+        "circuit1_current",
+        "circuit1_on",
+    ],
     "dust_monitor": ["pm25", "pm10", "tsp", "noise", "wind_speed"],
     "vehicle": ["lat", "lon", "speed", "heading", "cover_open"],
 }
@@ -46,7 +52,10 @@ def sample_frame(rows: int, seed: int = 7) -> pl.DataFrame:
 
 def _point_lines(frame: pl.DataFrame) -> list[str]:
     return [
-        Point(kind).tag("device_id", dev).field(field, value).time(ts, WritePrecision.NS)
+        Point(kind)
+        .tag("device_id", dev)
+        .field(field, value)
+        .time(ts, WritePrecision.NS)
         .to_line_protocol()
         for dev, kind, ts, field, value in frame.iter_rows()
     ]

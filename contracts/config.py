@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -121,11 +122,15 @@ class DeviceConfig(_Model):
 
     id: str = Field(pattern=_ID)
     kind: DeviceKind
-    protocol: Literal["opcua", "modbus", "mqtt_tracker"]
+    protocol: Literal["opcua", "modbus", "mqtt_tracker", "hj212", "jt808"]
     profile: str  # name of a profile in hardware/profiles
-    endpoint: str  # opc.tcp://h:p, modbus://h:p, mqtt topic for trackers
+    # opc.tcp://h:p, modbus://h:p, an MQTT topic for trackers, or for pushing devices
+    # (HJ 212, JT/T 808) the agent's listener tcp://bind:port, shared by many devices
+    endpoint: str
     unit_id: int | None = Field(None, ge=0, le=247)
-    address: dict[str, Any] = Field(default_factory=dict)  # protocol-specific, e.g. OPC-UA node prefix
+    address: dict[str, Any] = Field(
+        default_factory=dict
+    )  # protocol-specific, e.g. OPC-UA node prefix
     interval_s: float = Field(5.0, gt=0, le=86400)
     timeout_s: float = Field(3.0, gt=0, le=600)
     name: str = ""
@@ -259,6 +264,7 @@ class DeploymentConfig(_Model):
     """A whole deployment of Rongguan."""
 
     site: str = "chengdu"
+    timezone: str = "Asia/Shanghai"  # the city's local time: schedules, day/night limits, display
     var_dir: str = "var"
     partitions: int = Field(1, ge=1, le=1024)
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
@@ -268,6 +274,20 @@ class DeploymentConfig(_Model):
     alarms: AlarmsConfig = Field(default_factory=AlarmsConfig)
     cases: CaseConfig = Field(default_factory=CaseConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("unknown IANA time zone (e.g. Asia/Shanghai)") from None
+        return v
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The city's time zone."""
+        return ZoneInfo(self.timezone)
 
     @model_validator(mode="after")
     def _unique(self) -> DeploymentConfig:
@@ -310,7 +330,9 @@ def parse_config(
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(source, [f"{source}: top level must be a mapping, got {type(data).__name__}"])
+        raise ConfigError(
+            source, [f"{source}: top level must be a mapping, got {type(data).__name__}"]
+        )
     try:
         cfg = DeploymentConfig.model_validate(data)
     except ValidationError as exc:
@@ -337,7 +359,9 @@ def load_config(path: str | Path) -> DeploymentConfig:
 
 
 def _describe(source: str, err: Any, node: Any) -> str:
-    loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "tagged-")))]
+    loc = [
+        p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "tagged-")))
+    ]
     dotted = ""
     for p in loc:
         dotted += f"[{p}]" if isinstance(p, int) else (f".{p}" if dotted else str(p))
@@ -368,7 +392,9 @@ def _line_of(node: Any, loc: list[Any]) -> int | None:
                     break
             else:
                 return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
             node = node.value[part]
             line = node.start_mark.line + 1
         else:

@@ -118,9 +118,7 @@ class TelemetryBatch:
         for dev, kind, name in zip(self.device_id, self.kind, self.field_name):
             d.append(dev_index.setdefault((dev, kind), len(dev_index)))
             f.append(field_index.setdefault(name, len(field_index)))
-        x = [
-            None if v is None or not math.isfinite(v) else float(v) for v in self.value
-        ]
+        x = [None if v is None or not math.isfinite(v) else float(v) for v in self.value]
         doc = {
             "v": WIRE_VERSION,
             "agent": self.agent,
@@ -156,9 +154,7 @@ class TelemetryBatch:
             raise BatchError(f"missing or bad member: {exc}") from None
         n = len(t)
         if not (len(d) == len(f) == len(x) == n):
-            raise BatchError(
-                f"column lengths differ: d={len(d)} f={len(f)} t={n} x={len(x)}"
-            )
+            raise BatchError(f"column lengths differ: d={len(d)} f={len(f)} t={n} x={len(x)}")
         try:
             dev_ids = [str(dv[0]) for dv in devices]
             kinds = [str(dv[1]) for dv in devices]

@@ -47,7 +47,9 @@ class Actions:
         """Send a SWITCH_CIRCUIT command to the agent owning the device, if ``who`` may."""
         what = f"switch {device_id} circuit {circuit} {'on' if on else 'off'}"
         if not allowed(who.role, "switch_circuit"):
-            audit.warning("REFUSED %s by %s (%s): role may not switch circuits", what, who.user, who.role)
+            audit.warning(
+                "REFUSED %s by %s (%s): role may not switch circuits", what, who.user, who.role
+            )
             return ActionResult(False, "refused_role")
         reason = reason.strip()
         if not reason:
@@ -55,7 +57,9 @@ class Actions:
             return ActionResult(False, "reason_required")
         dev = self.store.device(device_id)
         if dev is None or dev.kind != "lighting_cabinet" or not dev.agent:
-            audit.warning("REFUSED %s by %s (%s): unknown cabinet or owning agent", what, who.user, who.role)
+            audit.warning(
+                "REFUSED %s by %s (%s): unknown cabinet or owning agent", what, who.user, who.role
+            )
             return ActionResult(False, "unknown_device")
         if not isinstance(circuit, int) or circuit < 1:
             audit.warning("REFUSED %s by %s (%s): bad circuit", what, who.user, who.role)
@@ -69,20 +73,42 @@ class Actions:
         try:
             self.publish(topics.command(dev.agent), cmd.encode(), qos=1)
         except Exception as exc:  # noqa: BLE001 - reported to the user and audited
-            audit.error("FAILED %s by %s (%s) command %s: %s", what, who.user, who.role, cmd.command_id, exc)
+            audit.error(
+                "FAILED %s by %s (%s) command %s: %s", what, who.user, who.role, cmd.command_id, exc
+            )
             return ActionResult(False, "publish_failed", cmd.command_id)
-        audit.info("SENT %s by %s (%s) command %s reason %r", what, who.user, who.role, cmd.command_id, reason)
+        audit.info(
+            "SENT %s by %s (%s) command %s reason %r",
+            what,
+            who.user,
+            who.role,
+            cmd.command_id,
+            reason,
+        )
         return ActionResult(True, "sent", cmd.command_id)
 
     def acknowledge_alarm(self, who: Identity, alarm_id: str, text: str = "") -> ActionResult:
         """Ask the rules service to acknowledge an alarm, if ``who`` may."""
         if not allowed(who.role, "acknowledge_alarm"):
-            audit.warning("REFUSED acknowledge %s by %s (%s): role may not acknowledge", alarm_id, who.user, who.role)
+            audit.warning(
+                "REFUSED acknowledge %s by %s (%s): role may not acknowledge",
+                alarm_id,
+                who.user,
+                who.role,
+            )
             return ActionResult(False, "refused_role")
         if not self.store.has_alarm(alarm_id):
-            audit.warning("REFUSED acknowledge %s by %s (%s): unknown alarm", alarm_id, who.user, who.role)
+            audit.warning(
+                "REFUSED acknowledge %s by %s (%s): unknown alarm", alarm_id, who.user, who.role
+            )
             return ActionResult(False, "unknown_alarm")
-        doc = {"alarm_id": alarm_id, "action": "acknowledge", "user": who.user, "role": who.role, "text": text}
+        doc = {
+            "alarm_id": alarm_id,
+            "action": "acknowledge",
+            "user": who.user,
+            "role": who.role,
+            "text": text,
+        }
         try:
             self.publish(topics.alarm_action(), json.dumps(doc, ensure_ascii=False).encode(), qos=1)
         except Exception as exc:  # noqa: BLE001 - reported to the user and audited

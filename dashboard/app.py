@@ -22,12 +22,13 @@ from contracts.config import DeploymentConfig, load_config
 from dashboard.actions import Actions
 from dashboard.auth import Identity, identity_of, server_auth_kwargs
 from dashboard.feed import LiveFeed
-from dashboard.kpi import KpiCache
 from dashboard.i18n import session_language, tr
+from dashboard.kpi import KpiCache
 from dashboard.livestore import LiveStore, devices_from_config
 from dashboard.views.alarms import AlarmsView
 from dashboard.views.lighting import LightingView
-from dashboard.views.style import PAGE_CSS, html as html_pane
+from dashboard.views.style import PAGE_CSS
+from dashboard.views.style import html as html_pane
 from dashboard.views.wall import WallView
 
 __all__ = ["Dashboard", "serve", "main"]
@@ -40,7 +41,9 @@ pn.extension("tabulator", raw_css=[PAGE_CSS], theme="dark", notifications=False)
 class Dashboard:
     """The process-wide parts (store, feed, actions) and the page factories for sessions."""
 
-    def __init__(self, cfg: DeploymentConfig, store: LiveStore, actions: Actions, auth: bool) -> None:
+    def __init__(
+        self, cfg: DeploymentConfig, store: LiveStore, actions: Actions, auth: bool
+    ) -> None:
         self.cfg = cfg
         self.store = store
         self.actions = actions
@@ -76,7 +79,9 @@ class Dashboard:
         if who is None:
             return html_pane(f'<div class="rg-h2"><a href="login">{tr("login", lang)}</a></div>')
         if name == "wall":
-            view: Any = WallView(self.store, self.kpis, self.cfg.dashboard.basemap, lang, self.cfg.dashboard.title)
+            view: Any = WallView(
+                self.store, self.kpis, self.cfg.dashboard.basemap, lang, self.cfg.dashboard.title
+            )
         elif name == "lighting":
             view = LightingView(self.store, self.actions, who, lang)
         else:
@@ -123,7 +128,9 @@ def serve(cfg: DeploymentConfig, *, stop: threading.Event | None = None) -> None
         signal.signal(signal.SIGINT, _stop)
         signal.signal(signal.SIGTERM, _stop)
     if stop is not None:
-        threading.Thread(target=lambda: (stop.wait(), _stop()), name="dashboard-stop", daemon=True).start()
+        threading.Thread(
+            target=lambda: (stop.wait(), _stop()), name="dashboard-stop", daemon=True
+        ).start()
     server.start()
     log.info("dashboard on http://%s:%d/", cfg.dashboard.host, server.port)
     try:

@@ -30,7 +30,9 @@ class PublishError(RuntimeError):
 class LiveFeed:
     """Subscribes to telemetry, availability, alarms and command acks; runs paho's own thread."""
 
-    def __init__(self, broker: BrokerConfig, store: LiveStore, client_id: str = "rg-dashboard") -> None:
+    def __init__(
+        self, broker: BrokerConfig, store: LiveStore, client_id: str = "rg-dashboard"
+    ) -> None:
         self.store = store
         self.broker = broker
         self.connected = threading.Event()
@@ -45,7 +47,9 @@ class LiveFeed:
 
     def start(self) -> None:
         """Connect asynchronously (retried by paho) and start the network thread."""
-        self._client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s)
+        self._client.connect_async(
+            self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s
+        )
         self._client.loop_start()
 
     def stop(self) -> None:
@@ -93,11 +97,13 @@ class LiveFeed:
             if topic.startswith(_TELE_PREFIX):
                 self.store.apply_batch_payload(msg.payload)
             elif topic.startswith(_ALARMS):
-                self.store.apply_alarm(topic[len(_ALARMS):], msg.payload)
+                self.store.apply_alarm(topic[len(_ALARMS) :], msg.payload)
             elif topic.startswith(_ACKS):
                 self.store.apply_ack(msg.payload)
             elif topic.startswith(_AVAIL_PREFIX) and topic.endswith("/availability"):
-                self.store.apply_availability(topic[len(_AVAIL_PREFIX):-len("/availability")], msg.payload)
+                self.store.apply_availability(
+                    topic[len(_AVAIL_PREFIX) : -len("/availability")], msg.payload
+                )
         except Exception:  # noqa: BLE001 - counted and logged; the feed must survive
             self.errors += 1
             log.exception("dashboard failed on a message on %s", msg.topic)

@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 from contracts.alarms import ACTIVE_STATES, AlarmEvent, Severity
 from dashboard.livestore import DeviceInfo, LiveStore
 
-__all__ = ["Kpis", "KpiCache", "compute_kpis", "is_online", "circuits_of", "LAMP_ON_MIN_CURRENT_A", "PM10_WARN", "STALE_S"]
+__all__ = [
+    "Kpis",
+    "KpiCache",
+    "compute_kpis",
+    "is_online",
+    "circuits_of",
+    "LAMP_ON_MIN_CURRENT_A",
+    "PM10_WARN",
+    "STALE_S",
+]
 
 LAMP_ON_MIN_CURRENT_A = 0.5  # a circuit commanded on that draws less is counted dark
 PM10_WARN = 150.0  # µg/m³, the city's hourly site warning (GB 3095 24-h grade II is 150 too)
@@ -93,5 +102,7 @@ class KpiCache:
             if changed or now - self._at >= 10 * self.min_interval_s:
                 self._version = self.store.version
                 self._at = now
-                self._value = compute_kpis(self.store.devices(), self.store.alarms(), time.time_ns())
+                self._value = compute_kpis(
+                    self.store.devices(), self.store.alarms(), time.time_ns()
+                )
             return self._value

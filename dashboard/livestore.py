@@ -78,8 +78,15 @@ class CommandProgress:
     @property
     def terminal(self) -> bool:
         """True once the command confirmed, failed, was rejected or expired."""
-        return self.state in {s.value for s in (CommandState.CONFIRMED, CommandState.FAILED,
-                                                 CommandState.REJECTED, CommandState.EXPIRED)}
+        return self.state in {
+            s.value
+            for s in (
+                CommandState.CONFIRMED,
+                CommandState.FAILED,
+                CommandState.REJECTED,
+                CommandState.EXPIRED,
+            )
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,8 +239,10 @@ class LiveStore:
             self._changed(ALARM, event.alarm_id)
             while len(self._alarms) > self._max_alarms:
                 # Evict the oldest inactive alarm first; active ones only when nothing else is left.
-                victim = next((k for k, a in self._alarms.items() if a.state not in ACTIVE_STATES),
-                              next(iter(self._alarms)))
+                victim = next(
+                    (k for k, a in self._alarms.items() if a.state not in ACTIVE_STATES),
+                    next(iter(self._alarms)),
+                )
                 del self._alarms[victim]
                 self.counters["alarms_evicted"] += 1
                 self._changed(ALARM, victim)
@@ -289,11 +298,16 @@ class LiveStore:
             return Changes(self._version, frozenset(found[DEVICE]), frozenset(found[ALARM]),
                            frozenset(found[COMMAND]))  # fmt: skip
 
-    def devices(self, ids: frozenset[str] | set[str] | None = None, kind: str | None = None) -> list[DeviceInfo]:
+    def devices(
+        self, ids: frozenset[str] | set[str] | None = None, kind: str | None = None
+    ) -> list[DeviceInfo]:
         """Copies of the devices (all, or those with the given ids), optionally of one kind."""
         with self._lock:
-            pool = self._devices.values() if ids is None else (
-                self._devices[i] for i in ids if i in self._devices)
+            pool = (
+                self._devices.values()
+                if ids is None
+                else (self._devices[i] for i in ids if i in self._devices)
+            )
             return [d.snapshot() for d in pool if kind is None or d.kind == kind]
 
     def device(self, device_id: str) -> DeviceInfo | None:
@@ -302,11 +316,16 @@ class LiveStore:
             dev = self._devices.get(device_id)
             return dev.snapshot() if dev else None
 
-    def alarms(self, ids: frozenset[str] | set[str] | None = None, *, active_only: bool = False) -> list[AlarmEvent]:
+    def alarms(
+        self, ids: frozenset[str] | set[str] | None = None, *, active_only: bool = False
+    ) -> list[AlarmEvent]:
         """Alarms (all, or those with the given ids that still exist), newest update last."""
         with self._lock:
-            pool = list(self._alarms.values()) if ids is None else [
-                self._alarms[i] for i in ids if i in self._alarms]
+            pool = (
+                list(self._alarms.values())
+                if ids is None
+                else [self._alarms[i] for i in ids if i in self._alarms]
+            )
         return [a for a in pool if not active_only or a.state in ACTIVE_STATES]
 
     def has_alarm(self, alarm_id: str) -> bool:
@@ -320,7 +339,9 @@ class LiveStore:
             p = self._commands.get(command_id)
             if p is None:
                 return None
-            return CommandProgress(p.command, p.agent, p.state, p.detail, dict(p.readback), list(p.steps))
+            return CommandProgress(
+                p.command, p.agent, p.state, p.detail, dict(p.readback), list(p.steps)
+            )
 
     def stats(self) -> dict[str, int]:
         """Counters and sizes, for health pages and tests."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from contracts.config import BrokerConfig, DeviceConfig
 from contracts.commands import CommandAction
+from contracts.config import BrokerConfig, DeviceConfig
 from drivers.base import BadConfig, Driver, switch_params
 from hardware.profiles import load_profile
 
@@ -50,11 +50,15 @@ def create_driver(device: DeviceConfig, *, broker: BrokerConfig | None = None) -
     """A new, unconnected driver for the device; BadConfig for an unknown protocol/profile."""
     factory = _FACTORIES.get(device.protocol)
     if factory is None:
-        raise BadConfig(f"{device.id}: no driver for protocol {device.protocol!r}; known: {protocols()}")
+        raise BadConfig(
+            f"{device.id}: no driver for protocol {device.protocol!r}; known: {protocols()}"
+        )
     return factory(device, broker)
 
 
-def check_command(device: DeviceConfig, action: CommandAction, params: dict[str, Any]) -> dict[str, float]:
+def check_command(
+    device: DeviceConfig, action: CommandAction, params: dict[str, Any]
+) -> dict[str, float]:
     """Validate a command against the device's profile; the read-back it must produce.
 
     ValueError names what is wrong (unsupported action, bad or missing params).
@@ -64,7 +68,9 @@ def check_command(device: DeviceConfig, action: CommandAction, params: dict[str,
     except KeyError as exc:
         raise ValueError(exc.args[0]) from None
     if action == CommandAction.SWITCH_CIRCUIT:
-        if profile.circuits == 0 or (profile.protocol == "opcua" and action.value not in profile.methods):
+        if profile.circuits == 0 or (
+            profile.protocol == "opcua" and action.value not in profile.methods
+        ):
             raise ValueError(f"{device.id} ({profile.name}) has no switchable circuits")
         circuit, on = switch_params(params, profile.circuits)
         return {f"circuit{circuit}_on": 1.0 if on else 0.0}

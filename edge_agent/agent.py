@@ -58,7 +58,9 @@ class EdgeAgent:
 
     def _publish_availability(self, device_id: str, doc: dict[str, Any]) -> None:
         if self._link is not None:
-            self._link.publish(topics.device_availability(device_id), json.dumps(doc).encode(), qos=1, retain=True)
+            self._link.publish(
+                topics.device_availability(device_id), json.dumps(doc).encode(), qos=1, retain=True
+            )
 
     def _publish_ack(self, ack: CommandAck) -> None:
         if self._link is not None:
@@ -84,10 +86,16 @@ class EdgeAgent:
                 error = str(exc)
                 log.error("device %s not polled: %s", dev.id, exc)
             self.supervisors[dev.id] = DeviceSupervisor(
-                dev, driver, self._outbox.add, self._publish_availability,
-                rng=random.Random(self._rng.random()), config_error=error,
+                dev,
+                driver,
+                self._outbox.add,
+                self._publish_availability,
+                rng=random.Random(self._rng.random()),
+                config_error=error,
             )
-        self._commands = CommandExecutor(self.agent_id, self.supervisors, self._publish_ack, self._outbox.add)
+        self._commands = CommandExecutor(
+            self.agent_id, self.supervisors, self._publish_ack, self._outbox.add
+        )
         self._link.on_connected.append(self._republish_all)
         self._link.subscribe(topics.command(self.agent_id), self._commands.on_message)
 
@@ -120,5 +128,9 @@ class EdgeAgent:
                         await s.driver.close()
                     except Exception:
                         log.debug("closing %s failed", s.device.id, exc_info=True)
-            log.info("agent %s stopped: %s", self.agent_id, {k: v for k, v in self.metrics().items() if k != "devices"})
+            log.info(
+                "agent %s stopped: %s",
+                self.agent_id,
+                {k: v for k, v in self.metrics().items() if k != "devices"},
+            )
             self._outbox.buffer.close()

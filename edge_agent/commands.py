@@ -55,18 +55,41 @@ class CommandExecutor:
         self.counters = {state.value: 0 for state in CommandState}
         self.counters.update({"bad_payloads": 0, "duplicates": 0})
 
-    def _ack(self, cmd_id: str, device_id: str, state: CommandState, detail: str = "",
-             readback: dict[str, Any] | None = None, cmd: Command | None = None) -> None:
-        ack = CommandAck(command_id=cmd_id, device_id=device_id, state=state, detail=detail,
-                         readback=readback or {})
+    def _ack(
+        self,
+        cmd_id: str,
+        device_id: str,
+        state: CommandState,
+        detail: str = "",
+        readback: dict[str, Any] | None = None,
+        cmd: Command | None = None,
+    ) -> None:
+        ack = CommandAck(
+            command_id=cmd_id,
+            device_id=device_id,
+            state=state,
+            detail=detail,
+            readback=readback or {},
+        )
         self._recent[cmd_id] = ack
         self._recent.move_to_end(cmd_id)
         while len(self._recent) > RECENT_IDS:
             self._recent.popitem(last=False)
         self.counters[state.value] += 1
-        who = f" by={cmd.issued_by} role={cmd.role} reason={cmd.reason!r} action={cmd.action} params={json.dumps(cmd.params)}" if cmd else ""
-        audit.info("command=%s agent=%s device=%s state=%s detail=%r%s",
-                   cmd_id, self.agent_id, device_id, state.value, detail, who)
+        who = (
+            f" by={cmd.issued_by} role={cmd.role} reason={cmd.reason!r} action={cmd.action} params={json.dumps(cmd.params)}"
+            if cmd
+            else ""
+        )
+        audit.info(
+            "command=%s agent=%s device=%s state=%s detail=%r%s",
+            cmd_id,
+            self.agent_id,
+            device_id,
+            state.value,
+            detail,
+            who,
+        )
         self._publish_ack(ack)
 
     def on_message(self, payload: bytes) -> None:
@@ -84,12 +107,22 @@ class CommandExecutor:
             return
         sup = self.supervisors.get(cmd.device_id)
         if sup is None:
-            self._ack(cmd.command_id, cmd.device_id, CommandState.REJECTED,
-                      f"device {cmd.device_id!r} is not owned by agent {self.agent_id}", cmd=cmd)
+            self._ack(
+                cmd.command_id,
+                cmd.device_id,
+                CommandState.REJECTED,
+                f"device {cmd.device_id!r} is not owned by agent {self.agent_id}",
+                cmd=cmd,
+            )
             return
         if cmd.expired():
-            self._ack(cmd.command_id, cmd.device_id, CommandState.EXPIRED,
-                      f"older than its ttl of {cmd.ttl_s} s", cmd=cmd)
+            self._ack(
+                cmd.command_id,
+                cmd.device_id,
+                CommandState.EXPIRED,
+                f"older than its ttl of {cmd.ttl_s} s",
+                cmd=cmd,
+            )
             return
         try:
             expected = check_command(sup.device, cmd.action, cmd.params)
@@ -107,12 +140,23 @@ class CommandExecutor:
             doc = json.loads(payload)
             cmd_id, device_id = str(doc["command_id"]), str(doc.get("device_id", ""))
         except Exception:
-            audit.warning("agent=%s unreadable command payload (%d bytes): %s",
-                          self.agent_id, len(payload), str(exc).splitlines()[0])
+            audit.warning(
+                "agent=%s unreadable command payload (%d bytes): %s",
+                self.agent_id,
+                len(payload),
+                str(exc).splitlines()[0],
+            )
             return
-        self._ack(cmd_id, device_id, CommandState.REJECTED, f"malformed command: {str(exc).splitlines()[0]}")
+        self._ack(
+            cmd_id,
+            device_id,
+            CommandState.REJECTED,
+            f"malformed command: {str(exc).splitlines()[0]}",
+        )
 
-    async def _execute(self, cmd: Command, sup: DeviceSupervisor, expected: dict[str, float]) -> None:
+    async def _execute(
+        self, cmd: Command, sup: DeviceSupervisor, expected: dict[str, float]
+    ) -> None:
         cid, dev = cmd.command_id, cmd.device_id
         self._ack(cid, dev, CommandState.SENT, f"{cmd.action} {json.dumps(cmd.params)}", cmd=cmd)
         try:
@@ -125,12 +169,16 @@ class CommandExecutor:
             return
         except Exception as exc:  # never let a driver bug leave a command without an answer
             log.exception("command %s failed unexpectedly", cid)
-            self._ack(cid, dev, CommandState.FAILED, f"internal error: {type(exc).__name__}", cmd=cmd)
+            self._ack(
+                cid, dev, CommandState.FAILED, f"internal error: {type(exc).__name__}", cmd=cmd
+            )
             return
         self._ack(cid, dev, CommandState.ACKNOWLEDGED, "device accepted the command", cmd=cmd)
         mismatch = {k: (v, readback.get(k)) for k, v in expected.items() if readback.get(k) != v}
         if mismatch:
-            detail = "; ".join(f"{k} read back {got!r}, expected {want!r}" for k, (want, got) in mismatch.items())
+            detail = "; ".join(
+                f"{k} read back {got!r}, expected {want!r}" for k, (want, got) in mismatch.items()
+            )
             self._ack(cid, dev, CommandState.FAILED, detail, readback=readback, cmd=cmd)
             return
         self._ack(cid, dev, CommandState.CONFIRMED, "read back matches", readback=readback, cmd=cmd)

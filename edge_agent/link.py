@@ -38,7 +38,9 @@ class MqttLink:
         self.on_connected: list[Callable[[], None]] = []
         self.connects = 0
         self.disconnects = 0
-        self._client = make_client(broker, f"rg-agent-{agent_id}", will=(self.status_topic, b"offline"))
+        self._client = make_client(
+            broker, f"rg-agent-{agent_id}", will=(self.status_topic, b"offline")
+        )
         # Field gateways sit on flaky links: come back quickly once the broker is back.
         self._client.reconnect_delay_set(min_delay=1, max_delay=5)
         self._client.on_connect = self._on_connect
@@ -93,7 +95,9 @@ class MqttLink:
 
     def start(self) -> None:
         """Start connecting in the background; paho keeps retrying."""
-        self._client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s)
+        self._client.connect_async(
+            self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s
+        )
         self._client.loop_start()
 
     async def stop(self, timeout_s: float = 2.0) -> None:

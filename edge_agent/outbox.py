@@ -78,18 +78,25 @@ class Outbox:
             chunk, rows = rows[: self.batch.max_rows], rows[self.batch.max_rows :]
             groups: dict[int, list[TelemetryRow]] = defaultdict(list)
             for r in chunk:
-                part = topics.partition_of(r.device_id, self.partitions) if self.partitions > 1 else 0
+                part = (
+                    topics.partition_of(r.device_id, self.partitions) if self.partitions > 1 else 0
+                )
                 groups[part].append(r)
             for part, part_rows in sorted(groups.items()):
                 self._store(part, part_rows)
         self._wake.set()
 
     def _store(self, partition: int, rows: list[TelemetryRow]) -> None:
-        batch = TelemetryBatch(agent=self.agent_id, seq=self.buffer.next_seq(), sent_ns=time.time_ns())
+        batch = TelemetryBatch(
+            agent=self.agent_id, seq=self.buffer.next_seq(), sent_ns=time.time_ns()
+        )
         batch.extend(rows)
         offline = not self.link.connected.is_set()
         kept = self.buffer.put(
-            topics.telemetry(partition, self.agent_id), batch.encode(), offline=offline, keep_after=self._cursor
+            topics.telemetry(partition, self.agent_id),
+            batch.encode(),
+            offline=offline,
+            keep_after=self._cursor,
         )
         self.counters["batches"] += 1
         if offline and kept:
@@ -126,7 +133,7 @@ class Outbox:
                 timeout = max(0.0, self._first_row_t + self.batch.max_delay_s - time.monotonic())
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            except (asyncio.TimeoutError, TimeoutError):
+            except TimeoutError:
                 pass
             self._wake.clear()
             if self._rows and time.monotonic() - self._first_row_t >= self.batch.max_delay_s:

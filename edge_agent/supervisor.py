@@ -64,7 +64,13 @@ class DeviceSupervisor:
         self.since_ns = time.time_ns()
         self.last_ok_ns: int | None = None
         self.last_latency_ms: float | None = None
-        self.counters = {"polls_ok": 0, "polls_failed": 0, "timeouts": 0, "reconnects": 0, "rows": 0}
+        self.counters = {
+            "polls_ok": 0,
+            "polls_failed": 0,
+            "timeouts": 0,
+            "reconnects": 0,
+            "rows": 0,
+        }
 
     def availability(self) -> dict[str, Any]:
         """The retained availability document of this device."""
@@ -109,7 +115,7 @@ class DeviceSupervisor:
                 rows = await self._poll_once()
             except asyncio.CancelledError:
                 raise
-            except (DriverError, asyncio.TimeoutError, TimeoutError) as exc:
+            except (DriverError, TimeoutError) as exc:
                 await self._failed(exc)
                 return False
             except Exception as exc:  # a driver bug must not take the agent down
@@ -132,7 +138,11 @@ class DeviceSupervisor:
             self.counters["timeouts"] += 1
         reason = str(exc) or ("timed out" if timeout else type(exc).__name__)
         # A lost connection, or repeated timeouts, mean the session is not to be trusted.
-        if isinstance(exc, DeviceUnavailable) or self.failures >= OFFLINE_AFTER or not self._connected:
+        if (
+            isinstance(exc, DeviceUnavailable)
+            or self.failures >= OFFLINE_AFTER
+            or not self._connected
+        ):
             await self._reset()
         offline = self.failures >= OFFLINE_AFTER or self.state == "offline"
         self._set_state("offline" if offline else "degraded", reason)
@@ -155,7 +165,7 @@ class DeviceSupervisor:
                 try:
                     await asyncio.wait_for(stop.wait(), delay)
                     break
-                except (asyncio.TimeoutError, TimeoutError):
+                except TimeoutError:
                     pass
             ok = await self.poll()
             now = time.monotonic()
@@ -175,16 +185,24 @@ class DeviceSupervisor:
                 if not self._connected:
                     await asyncio.wait_for(self.driver.connect(), self.device.timeout_s * 2)
                     self._connected = True
-                return await asyncio.wait_for(self.driver.execute(action, params), self.device.timeout_s * 2)
-            except (asyncio.TimeoutError, TimeoutError):
-                raise DeviceTimeout(f"{self.device.id}: no answer within {self.device.timeout_s * 2} s") from None
+                return await asyncio.wait_for(
+                    self.driver.execute(action, params), self.device.timeout_s * 2
+                )
+            except TimeoutError:
+                raise DeviceTimeout(
+                    f"{self.device.id}: no answer within {self.device.timeout_s * 2} s"
+                ) from None
             except DeviceUnavailable:
                 await self._reset()
                 raise
 
     def stats(self) -> dict[str, Any]:
         """Counters, state and the driver's own counters."""
-        out: dict[str, Any] = {**self.counters, "state": self.state, "latency_ms": self.last_latency_ms}
+        out: dict[str, Any] = {
+            **self.counters,
+            "state": self.state,
+            "latency_ms": self.last_latency_ms,
+        }
         if self.driver is not None:
             out.update({f"driver_{k}": v for k, v in self.driver.stats().items()})
         return out

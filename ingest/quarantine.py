@@ -121,8 +121,13 @@ class Quarantine:
             sql += " WHERE reason = ?"
             args = (reason,)
         rows = self._db.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
-        schema = {"id": pl.Int64, "reason": pl.Utf8, "topic": pl.Utf8,
-                  "received_ns": pl.Int64, "payload": pl.Utf8}
+        schema = {
+            "id": pl.Int64,
+            "reason": pl.Utf8,
+            "topic": pl.Utf8,
+            "received_ns": pl.Int64,
+            "payload": pl.Utf8,
+        }
         return pl.DataFrame(rows, schema=schema, orient="row")
 
     def close(self) -> None:

@@ -50,8 +50,12 @@ def validate(
     """
     dev, kind, ts, fld, val = (pl.col(c) for c in SCHEMA)
     missing = (
-        dev.is_null() | kind.is_null() | fld.is_null() | ts.is_null()
-        | (dev.str.len_bytes() == 0) | (fld.str.len_bytes() == 0)
+        dev.is_null()
+        | kind.is_null()
+        | fld.is_null()
+        | ts.is_null()
+        | (dev.str.len_bytes() == 0)
+        | (fld.str.len_bytes() == 0)
     )
     chain = pl.when(missing).then(pl.lit("missing_key"))
     if devices is not None:
@@ -61,9 +65,12 @@ def validate(
         chain = chain.when(expected.is_null()).then(pl.lit("unknown_device"))
         chain = chain.when(expected != kind).then(pl.lit("kind_mismatch"))
     reason = (
-        chain.when(val.is_null() | ~val.is_finite()).then(pl.lit("non_finite"))
-        .when(ts > now_ns + int(max_future_s * _NS)).then(pl.lit("ts_future"))
-        .when(ts < now_ns - int(max_past_s * _NS)).then(pl.lit("ts_past"))
+        chain.when(val.is_null() | ~val.is_finite())
+        .then(pl.lit("non_finite"))
+        .when(ts > now_ns + int(max_future_s * _NS))
+        .then(pl.lit("ts_future"))
+        .when(ts < now_ns - int(max_past_s * _NS))
+        .then(pl.lit("ts_past"))
         .otherwise(pl.lit(None, dtype=pl.Utf8))
     )
     keys = ["device_id", "field", "ts"]

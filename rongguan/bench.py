@@ -14,7 +14,10 @@ __all__ = ["BENCHMARKS", "run_bench"]
 
 #: name -> (module in bench/, what it measures)
 BENCHMARKS = {
-    "encode": ("bench.encode", "line-protocol encoding: polars expressions vs influxdb-client Point"),
+    "encode": (
+        "bench.encode",
+        "line-protocol encoding: polars expressions vs influxdb-client Point",
+    ),
 }
 
 

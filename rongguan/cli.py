@@ -21,28 +21,39 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="the whole system on embedded defaults, in one go")
     d.add_argument("--port", type=int, default=5006, help="dashboard port (default 5006)")
     d.add_argument("--host", default="127.0.0.1", help="dashboard address to bind")
-    d.add_argument("--size", default="district", choices=["tiny", "district"], help="simulated city size")
+    d.add_argument(
+        "--size", default="district", choices=["tiny", "district"], help="simulated city size"
+    )
     d.add_argument("--seed", type=int, default=1, help="seed of the simulated city")
     d.add_argument("--mqtt-url", help="use this broker instead of starting one (mqtt://HOST:PORT)")
     d.add_argument("--influx-url", help="also write telemetry to this InfluxDB (v2 write API)")
     d.add_argument("--influx-token", default="", help="InfluxDB API token")
     d.add_argument("--influx-org", default="rongguan", help="InfluxDB organisation")
     d.add_argument("--influx-bucket", default="rongguan", help="InfluxDB bucket (database)")
-    d.add_argument("--case-url", help="send cases to this HTTP case system instead of the embedded inbox")
+    d.add_argument(
+        "--case-url", help="send cases to this HTTP case system instead of the embedded inbox"
+    )
     d.add_argument("--scenario", help="fault scenario YAML (default: the shipped demo scenario)")
-    d.add_argument("--var-dir", default="var/demo", help="where the demo keeps its files (wiped at start)")
+    d.add_argument(
+        "--var-dir", default="var/demo", help="where the demo keeps its files (wiped at start)"
+    )
 
     s = sub.add_parser("simulate", help="the simulated devices alone (hardware in the loop)")
     s.add_argument("--size", default="district", choices=["tiny", "district"])
     s.add_argument("--seed", type=int, default=1)
-    s.add_argument("--mqtt-url", default="mqtt://127.0.0.1:1883", help="broker the trackers publish to")
+    s.add_argument(
+        "--mqtt-url", default="mqtt://127.0.0.1:1883", help="broker the trackers publish to"
+    )
     s.add_argument("--scenario", help="fault scenario YAML")
     s.add_argument("--ground-truth", help="append injected faults as JSON lines to this file")
     s.add_argument("--endpoints-json", help="write the served endpoints and device configs here")
 
     for name, what in (
         ("agent", "an edge agent: polls its devices, publishes telemetry, executes commands"),
-        ("ingest", "ingest: MQTT telemetry into the store (and the rules engine, unless --no-rules)"),
+        (
+            "ingest",
+            "ingest: MQTT telemetry into the store (and the rules engine, unless --no-rules)",
+        ),
         ("rules", "the rules engine alone, consuming telemetry from MQTT"),
         ("dashboard", "the Panel dashboard"),
     ):
@@ -53,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("ingest", "rules"):
             sp.add_argument("--partition", type=int, help="consume only this telemetry partition")
         if name == "ingest":
-            sp.add_argument("--no-rules", action="store_true", help="do not run the rules engine here")
+            sp.add_argument(
+                "--no-rules", action="store_true", help="do not run the rules engine here"
+            )
 
     c = sub.add_parser("check-config", help="validate a deployment YAML and report every error")
     c.add_argument("file")
@@ -61,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="run a benchmark; the last output line is one JSON object")
     b.add_argument("name", help="benchmark name (see `rongguan bench list`)")
 
-    br = sub.add_parser("broker", help="an embedded MQTT broker (amqtt) for machines without Mosquitto")
+    br = sub.add_parser(
+        "broker", help="an embedded MQTT broker (amqtt) for machines without Mosquitto"
+    )
     br.add_argument("--port", type=int, default=1883)
     return p
 

@@ -53,7 +53,9 @@ def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout_s: float = 
     raise RuntimeError(f"{what} did not open port {port} within {timeout_s:.0f} s")
 
 
-def demo_config(args: argparse.Namespace, mqtt_url: str, devices: list[dict], var_dir: Path) -> dict:
+def demo_config(
+    args: argparse.Namespace, mqtt_url: str, devices: list[dict], var_dir: Path
+) -> dict:
     """The deployment the demo runs, as plain data (written to ``var_dir/deployment.yaml``)."""
     from rules.defaults import load_default_rules
 
@@ -73,7 +75,9 @@ def demo_config(args: argparse.Namespace, mqtt_url: str, devices: list[dict], va
         "var_dir": str(var_dir),
         "broker": {"url": mqtt_url},
         "store": store,
-        "agents": [{"id": "agent-1", "batch": {"max_rows": 5000, "max_delay_s": 0.5}, "devices": devices}],
+        "agents": [
+            {"id": "agent-1", "batch": {"max_rows": 5000, "max_delay_s": 0.5}, "devices": devices}
+        ],
         "rules": [r.model_dump(mode="json") for r in load_default_rules()],
         "cases": cases,
         "dashboard": {
@@ -171,20 +175,28 @@ def run_demo(args: argparse.Namespace) -> int:
         data = demo_config(args, mqtt_url, devices, var_dir)
         parse_config(data, "demo config")  # fail here, loudly, rather than in a child
         cfg_path = var_dir / "deployment.yaml"
-        cfg_path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        cfg_path.write_text(
+            yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8"
+        )
         children.rongguan("ingest", "ingest", "-c", str(cfg_path))
         children.rongguan("agent", "agent", "-c", str(cfg_path))
         dash = children.rongguan("dashboard", "dashboard", "-c", str(cfg_path))
         _wait_port(args.port, dash, "dashboard", timeout_s=120)
         print(f"config      {cfg_path}", flush=True)
         print(f"logs        {var_dir}/*.log", flush=True)
-        print(f"\nRongguan dashboard: http://{args.host}:{args.port}/   (Ctrl-C stops the demo)", flush=True)
+        print(
+            f"\nRongguan dashboard: http://{args.host}:{args.port}/   (Ctrl-C stops the demo)",
+            flush=True,
+        )
         while not stopping:
             dead = children.dead()
             if dead:
                 name, code = dead[0]
-                print(f"{name} stopped unexpectedly (exit {code}); see {var_dir / (name + '.log')}",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"{name} stopped unexpectedly (exit {code}); see {var_dir / (name + '.log')}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 return 1
             time.sleep(0.5)
         return 0

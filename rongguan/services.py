@@ -35,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "agent":
         return _agent(cfg, args.agent)
     if args.command == "ingest":
-        run_until_signalled(lambda stop: _ingest(cfg, args.partition, not args.no_rules, True, stop))
+        run_until_signalled(
+            lambda stop: _ingest(cfg, args.partition, not args.no_rules, True, stop)
+        )
         return 0
     if args.command == "rules":
         run_until_signalled(lambda stop: _ingest(cfg, args.partition, True, False, stop))
@@ -72,7 +74,9 @@ async def _simulate(args: argparse.Namespace, stop: asyncio.Event) -> None:
         tmp.replace(args.endpoints_json)  # readers never see half a file
     else:
         print(text, flush=True)
-    log.info("simulated city (%s, seed %d) serving %d devices", args.size, args.seed, len(doc["devices"]))
+    log.info(
+        "simulated city (%s, seed %d) serving %d devices", args.size, args.seed, len(doc["devices"])
+    )
     try:
         await stop.wait()
     finally:
@@ -98,7 +102,11 @@ def _agent(cfg: DeploymentConfig, agent_id: str | None) -> int:
 
 
 async def _ingest(
-    cfg: DeploymentConfig, partition: int | None, with_rules: bool, write_store: bool, stop: asyncio.Event
+    cfg: DeploymentConfig,
+    partition: int | None,
+    with_rules: bool,
+    write_store: bool,
+    stop: asyncio.Event,
 ) -> None:
     from ingest.service import IngestService
 

@@ -30,7 +30,10 @@ ACTIONS: tuple[str, ...] = ("acknowledge", "comment", "shelve", "resolve", "clos
 _MOVES: dict[str, tuple[frozenset[AlarmState], AlarmState | None]] = {
     "acknowledge": (frozenset({AlarmState.OPEN, AlarmState.SHELVED}), AlarmState.ACKNOWLEDGED),
     "comment": (frozenset(AlarmState) - {AlarmState.CLOSED}, None),
-    "shelve": (frozenset({AlarmState.OPEN, AlarmState.ACKNOWLEDGED, AlarmState.IN_PROGRESS}), AlarmState.SHELVED),
+    "shelve": (
+        frozenset({AlarmState.OPEN, AlarmState.ACKNOWLEDGED, AlarmState.IN_PROGRESS}),
+        AlarmState.SHELVED,
+    ),
     "resolve": (frozenset(ACTIVE_STATES), AlarmState.RESOLVED),
     "close": (frozenset(AlarmState) - {AlarmState.CLOSED}, AlarmState.CLOSED),
 }
@@ -71,7 +74,10 @@ class AlarmBook:
         self._db.executescript(_SCHEMA)
         self._open: dict[tuple[str, str], AlarmEvent] = {}
         placeholders = ",".join("?" * len(ACTIVE_STATES))
-        for (doc,) in self._db.execute(f"SELECT doc FROM alarms WHERE state IN ({placeholders})", [s.value for s in ACTIVE_STATES]):
+        for (doc,) in self._db.execute(
+            f"SELECT doc FROM alarms WHERE state IN ({placeholders})",
+            [s.value for s in ACTIVE_STATES],
+        ):
             ev = AlarmEvent.model_validate_json(doc)
             self._open[(ev.rule_id, ev.subject)] = ev
         self.counters = {"raised": 0, "updated": 0, "cleared": 0, "actions": 0, "publish_errors": 0}
@@ -83,7 +89,15 @@ class AlarmBook:
             now = time.time_ns()
             if tr.kind == "raise":
                 if ev is not None:  # still open: one alarm per (rule, subject)
-                    ev = ev.model_copy(update={"condition_active": True, "cleared_ns": None, "value": tr.value, "threshold": tr.threshold, "updated_ns": now})
+                    ev = ev.model_copy(
+                        update={
+                            "condition_active": True,
+                            "cleared_ns": None,
+                            "value": tr.value,
+                            "threshold": tr.threshold,
+                            "updated_ns": now,
+                        }
+                    )
                     self.counters["updated"] += 1
                     self._save(ev, None, "reraise", None)
                     return ev, False
@@ -93,7 +107,12 @@ class AlarmBook:
                 return ev, True
             if ev is None:
                 return None  # already resolved or closed by an operator
-            update = {"condition_active": False, "cleared_ns": tr.ts, "value": tr.value, "updated_ns": now}
+            update = {
+                "condition_active": False,
+                "cleared_ns": tr.ts,
+                "value": tr.value,
+                "updated_ns": now,
+            }
             if ev.state == AlarmState.OPEN:
                 update["state"] = AlarmState.RESOLVED
             ev = ev.model_copy(update=update)
@@ -104,18 +123,25 @@ class AlarmBook:
     def apply_action(self, alarm_id: str, action: str, user: str, text: str = "") -> AlarmEvent:
         """An operator action; raises :class:`AlarmActionError` when it does not apply."""
         if action not in _MOVES:
-            raise AlarmActionError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
+            raise AlarmActionError(
+                f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}"
+            )
         with self._lock:
             ev = self.get(alarm_id)
             if ev is None:
                 raise AlarmActionError(f"no alarm {alarm_id!r}")
             allowed, target = _MOVES[action]
             if ev.state not in allowed:
-                raise AlarmActionError(f"cannot {action} alarm {alarm_id} in state {ev.state.value}")
+                raise AlarmActionError(
+                    f"cannot {action} alarm {alarm_id} in state {ev.state.value}"
+                )
             now = time.time_ns()
             extra = dict(ev.extra)
             if action == "comment" or text:
-                extra["comments"] = [*extra.get("comments", []), {"user": user, "text": text, "ts_ns": now, "action": action}]
+                extra["comments"] = [
+                    *extra.get("comments", []),
+                    {"user": user, "text": text, "ts_ns": now, "action": action},
+                ]
             update: dict = {"extra": extra, "updated_ns": now}
             if target is not None:
                 update["state"] = target
@@ -134,14 +160,22 @@ class AlarmBook:
                 return None
             if ev.case_no == receipt.case_no and ev.case_status == receipt.status:
                 return ev
-            ev = ev.model_copy(update={"case_no": receipt.case_no, "case_status": receipt.status, "updated_ns": time.time_ns()})
+            ev = ev.model_copy(
+                update={
+                    "case_no": receipt.case_no,
+                    "case_status": receipt.status,
+                    "updated_ns": time.time_ns(),
+                }
+            )
             self._save(ev, None, "case", receipt.case_no)
             return ev
 
     def get(self, alarm_id: str) -> AlarmEvent | None:
         """One alarm by id."""
         with self._lock:
-            row = self._db.execute("SELECT doc FROM alarms WHERE alarm_id = ?", (alarm_id,)).fetchone()
+            row = self._db.execute(
+                "SELECT doc FROM alarms WHERE alarm_id = ?", (alarm_id,)
+            ).fetchone()
         return AlarmEvent.model_validate_json(row[0]) if row else None
 
     def active(self) -> list[AlarmEvent]:
@@ -152,20 +186,25 @@ class AlarmBook:
     def recent(self, limit: int = 200) -> list[AlarmEvent]:
         """The most recently changed alarms in any state."""
         with self._lock:
-            rows = self._db.execute("SELECT doc FROM alarms ORDER BY updated_ns DESC LIMIT ?", (limit,)).fetchall()
+            rows = self._db.execute(
+                "SELECT doc FROM alarms ORDER BY updated_ns DESC LIMIT ?", (limit,)
+            ).fetchall()
         return [AlarmEvent.model_validate_json(r[0]) for r in rows]
 
     def without_case(self) -> list[AlarmEvent]:
         """Alarms that have no case number yet (to re-enqueue after a crash)."""
         with self._lock:
             rows = self._db.execute("SELECT doc FROM alarms").fetchall()
-        return [e for e in (AlarmEvent.model_validate_json(r[0]) for r in rows) if e.case_no is None]
+        return [
+            e for e in (AlarmEvent.model_validate_json(r[0]) for r in rows) if e.case_no is None
+        ]
 
     def history(self, alarm_id: str) -> list[tuple[int, str | None, str, str | None]]:
         """(ts_ns, user, action, text) of everything that happened to an alarm."""
         with self._lock:
             return self._db.execute(
-                "SELECT ts_ns, user, action, text FROM alarm_log WHERE alarm_id = ? ORDER BY id", (alarm_id,)
+                "SELECT ts_ns, user, action, text FROM alarm_log WHERE alarm_id = ? ORDER BY id",
+                (alarm_id,),
             ).fetchall()
 
     def close(self) -> None:
@@ -201,7 +240,14 @@ class AlarmBook:
             self._db.execute("BEGIN")
             self._db.execute(
                 "INSERT OR REPLACE INTO alarms (alarm_id, rule_id, subject, state, updated_ns, doc) VALUES (?,?,?,?,?,?)",
-                (ev.alarm_id, ev.rule_id, ev.subject, ev.state.value, ev.updated_ns, ev.model_dump_json()),
+                (
+                    ev.alarm_id,
+                    ev.rule_id,
+                    ev.subject,
+                    ev.state.value,
+                    ev.updated_ns,
+                    ev.model_dump_json(),
+                ),
             )
             self._db.execute(
                 "INSERT INTO alarm_log (alarm_id, ts_ns, user, action, text) VALUES (?,?,?,?,?)",

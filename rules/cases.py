@@ -106,7 +106,9 @@ class CaseOutbox:
     def next_due_ns(self) -> int | None:
         """When the next undelivered record is due, or None when all are delivered."""
         with self._lock:
-            row = self._db.execute("SELECT MIN(next_try_ns) FROM outbox WHERE delivered_ns IS NULL").fetchone()
+            row = self._db.execute(
+                "SELECT MIN(next_try_ns) FROM outbox WHERE delivered_ns IS NULL"
+            ).fetchone()
         return row[0]
 
     def delivered(self, key: str, receipt: CaseReceipt) -> None:
@@ -199,7 +201,13 @@ class OutboxWorker:
     def _retry_later(self, record: CaseRecord, attempts: int, error: str) -> None:
         self.errors += 1
         delay = min(self.max_s, self.base_s * 2**attempts)
-        log.warning("case %s not delivered (attempt %d): %s; retry in %.1f s", record.idempotency_key, attempts + 1, error, delay)
+        log.warning(
+            "case %s not delivered (attempt %d): %s; retry in %.1f s",
+            record.idempotency_key,
+            attempts + 1,
+            error,
+            delay,
+        )
         self.outbox.failed(record.idempotency_key, error, time.time_ns() + int(delay * 1e9))
 
     def _loop(self) -> None:

@@ -54,7 +54,11 @@ class Pattern:
         """The text the ``*`` matched ("" without a star), or None when the field does not match."""
         if not self.star:
             return "" if field == self.text else None
-        if len(field) > len(self.prefix) + len(self.suffix) and field.startswith(self.prefix) and field.endswith(self.suffix):
+        if (
+            len(field) > len(self.prefix) + len(self.suffix)
+            and field.startswith(self.prefix)
+            and field.endswith(self.suffix)
+        ):
             return field[len(self.prefix) : len(field) - len(self.suffix)]
         return None
 
@@ -74,7 +78,9 @@ class SeriesIndex:
         self._fields = [Pattern(r.field) for r in rules]
         self._guards = [Pattern(r.guard.field) if r.guard else None for r in rules]
         self.series: list[tuple[str, str, str]] = []  # sid -> (device_id, kind, field)
-        self._sid: dict[tuple[str, str], int] = {}  # (device_id, field) -> sid, or -1 if no rule uses it
+        self._sid: dict[
+            tuple[str, str], int
+        ] = {}  # (device_id, field) -> sid, or -1 if no rule uses it
         self.slot_rule: list[int] = []
         self.slot_series: list[int] = []
         self.slot_guard: list[int] = []
@@ -98,7 +104,11 @@ class SeriesIndex:
         keys = frame.select("device_id", "field")
         sid = self._join(keys)
         if sid.null_count():
-            new = frame.filter(sid.is_null()).select("device_id", "kind", "field").unique(maintain_order=True)
+            new = (
+                frame.filter(sid.is_null())
+                .select("device_id", "kind", "field")
+                .unique(maintain_order=True)
+            )
             for dev, kind, field in new.iter_rows():
                 self.ensure(dev, kind, field)
             self._flush()
@@ -111,7 +121,9 @@ class SeriesIndex:
         known = self._sid.get(key)
         if known is not None:
             return known
-        matches = [(i, p.match(field)) for i, p in enumerate(self._fields) if self.rules[i].kind == kind]
+        matches = [
+            (i, p.match(field)) for i, p in enumerate(self._fields) if self.rules[i].kind == kind
+        ]
         subjects = [(i, star) for i, star in matches if star is not None]
         is_guard = any(
             g is not None and self.rules[i].kind == kind and g.match(field) is not None

@@ -122,7 +122,9 @@ class RulesEngine:
             self._ser_ts = np.concatenate([self._ser_ts, np.full(extra, K.NO_TS, dtype=np.int64)])
         if nq > len(self._slot_since):
             extra = nq - len(self._slot_since)
-            self._slot_since = np.concatenate([self._slot_since, np.full(extra, K.NO_TS, dtype=np.int64)])
+            self._slot_since = np.concatenate(
+                [self._slot_since, np.full(extra, K.NO_TS, dtype=np.int64)]
+            )
             self._slot_active = np.concatenate([self._slot_active, np.zeros(extra, dtype=np.uint8)])
             self._slot_last = np.concatenate([self._slot_last, np.full(extra, np.nan)])
 
@@ -171,10 +173,18 @@ class RulesEngine:
         try:
             z = np.load(io.BytesIO(data), allow_pickle=False)
             if int(z["version"][0]) != _SNAPSHOT_VERSION:
-                raise SnapshotError(f"snapshot version {int(z['version'][0])}, expected {_SNAPSHOT_VERSION}")
-            devs, kinds, fields = z["ser_dev"].tolist(), z["ser_kind"].tolist(), z["ser_field"].tolist()
+                raise SnapshotError(
+                    f"snapshot version {int(z['version'][0])}, expected {_SNAPSHOT_VERSION}"
+                )
+            devs, kinds, fields = (
+                z["ser_dev"].tolist(),
+                z["ser_kind"].tolist(),
+                z["ser_field"].tolist(),
+            )
             ser_val, ser_ts = z["ser_val"], z["ser_ts"]
-            slot_keys = list(zip(z["slot_rule"].tolist(), z["slot_dev"].tolist(), z["slot_field"].tolist()))
+            slot_keys = list(
+                zip(z["slot_rule"].tolist(), z["slot_dev"].tolist(), z["slot_field"].tolist())
+            )
             since, active, last = z["slot_since"], z["slot_active"], z["slot_last"]
             counters = z["counters"]
         except SnapshotError:

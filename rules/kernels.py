@@ -103,7 +103,11 @@ def run_batch(
                         out_kind[k] = 0
                         out_val[k] = v
                         k += 1
-                if slot_since[q] != no_ts and slot_active[q] == 0 and t - slot_since[q] >= rule_for[r]:
+                if (
+                    slot_since[q] != no_ts
+                    and slot_active[q] == 0
+                    and t - slot_since[q] >= rule_for[r]
+                ):
                     slot_active[q] = 1
                     out_slot[k] = q
                     out_ts[k] = t

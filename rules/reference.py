@@ -39,7 +39,9 @@ class ReferenceEngine:
                 return True
         return False
 
-    def process_rows(self, rows: Iterable[tuple[str, str, int, str, float | None]]) -> list[Transition]:
+    def process_rows(
+        self, rows: Iterable[tuple[str, str, int, str, float | None]]
+    ) -> list[Transition]:
         """Feed rows ``(device_id, kind, ts, field, value)`` in arrival order."""
         out: list[Transition] = []
         for dev, kind, ts, field, value in rows:
@@ -61,7 +63,9 @@ class ReferenceEngine:
                 out.extend(self._evaluate(rule, dev, field, m.groups(), ts, value))
         return out
 
-    def _evaluate(self, rule: RuleConfig, dev: str, field: str, groups: tuple[str, ...], ts: int, v: float) -> list[Transition]:
+    def _evaluate(
+        self, rule: RuleConfig, dev: str, field: str, groups: tuple[str, ...], ts: int, v: float
+    ) -> list[Transition]:
         assert rule.clear is not None
         if rule.op == "above":
             crossing, release = v > rule.set, v < rule.clear
@@ -82,7 +86,9 @@ class ReferenceEngine:
             del self.latch[key]
             if key in self.raised:
                 self.raised.discard(key)
-                out.append(Transition(rule.id, dev, subject, field, "clear", ts, v, float(rule.clear)))
+                out.append(
+                    Transition(rule.id, dev, subject, field, "clear", ts, v, float(rule.clear))
+                )
         since = self.latch.get(key)
         if since is not None and key not in self.raised and ts - since >= round(rule.for_s * 1e9):
             self.raised.add(key)

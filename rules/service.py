@@ -92,7 +92,9 @@ class RulesService:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         self._client = client
-        client.connect_async(self.cfg.broker.host, self.cfg.broker.port, self.cfg.broker.keepalive_s)
+        client.connect_async(
+            self.cfg.broker.host, self.cfg.broker.port, self.cfg.broker.keepalive_s
+        )
         client.loop_start()
         self.worker.start()
         try:
@@ -158,7 +160,9 @@ class RulesService:
         else:
             self.counters["published"] += 1
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any = None
+    ) -> None:
         if rc.is_failure:
             log.warning("rules: broker refused connection: %s", rc)
             return
@@ -171,14 +175,20 @@ class RulesService:
             if ev is not None:
                 self._publish(ev)
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any = None
+    ) -> None:
         self._connected.clear()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
             doc = json.loads(msg.payload)
             alarm_id, action = str(doc["alarm_id"]), str(doc["action"])
-            user, role, text = str(doc.get("user", "")), str(doc.get("role", "")), str(doc.get("text", ""))
+            user, role, text = (
+                str(doc.get("user", "")),
+                str(doc.get("role", "")),
+                str(doc.get("text", "")),
+            )
             ev = self.book.get(alarm_id)
             if ev is None:
                 raise AlarmActionError(f"no alarm {alarm_id!r}")

@@ -55,7 +55,8 @@ class EmbeddedCaseInbox:
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             row = self._db.execute(
-                "SELECT case_no, status FROM cases WHERE idempotency_key = ?", (record.idempotency_key,)
+                "SELECT case_no, status FROM cases WHERE idempotency_key = ?",
+                (record.idempotency_key,),
             ).fetchone()
             if row is None:
                 now = time.time_ns()
@@ -65,14 +66,18 @@ class EmbeddedCaseInbox:
                 )
                 day = dt.datetime.fromtimestamp(now / 1e9, _CST).strftime("%Y%m%d")
                 case_no = f"{self.prefix}{day}-{cur.lastrowid:06d}"
-                self._db.execute("UPDATE cases SET case_no = ? WHERE seq = ?", (case_no, cur.lastrowid))
+                self._db.execute(
+                    "UPDATE cases SET case_no = ? WHERE seq = ?", (case_no, cur.lastrowid)
+                )
                 row = (case_no, "filed")
         return CaseReceipt(case_no=row[0], status=row[1])
 
     def cases(self) -> list[tuple[str, str, CaseRecord]]:
         """(case_no, status, record) of every case, in filing order."""
         with self._lock:
-            rows = self._db.execute("SELECT case_no, status, record FROM cases ORDER BY seq").fetchall()
+            rows = self._db.execute(
+                "SELECT case_no, status, record FROM cases ORDER BY seq"
+            ).fetchall()
         return [(c, s, CaseRecord.model_validate_json(r)) for c, s, r in rows]
 
     def close(self) -> None:

@@ -105,7 +105,9 @@ class TableSync:
             base = len(self._index)
             for j, r in enumerate(new):
                 self._index[r[self.key]] = base + j
-            self.table.stream(pd.DataFrame(new, columns=self.columns), reset_index=True, follow=False)
+            self.table.stream(
+                pd.DataFrame(new, columns=self.columns), reset_index=True, follow=False
+            )
 
 
 class LiveView:

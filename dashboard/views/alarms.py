@@ -45,10 +45,16 @@ class AlarmsView(LiveView):
         )  # fmt: skip
         self.sync = TableSync(self.table, COLUMNS, "alarm_id")
         self.comment = pn.widgets.TextInput(placeholder="…", width=320)
-        self.ack = pn.widgets.Button(name=tr("acknowledge", lang), button_type="primary", css_classes=["rg-ack"])
+        self.ack = pn.widgets.Button(
+            name=tr("acknowledge", lang), button_type="primary", css_classes=["rg-ack"]
+        )
         self.message = html_pane("", css_classes=["rg-message"])
         self.ack.on_click(lambda _e: self.acknowledge_selected())
-        hint = "" if allowed(who.role, "acknowledge_alarm") else f'<div class="rg-hint">{tr("viewer_hint", lang)}</div>'
+        hint = (
+            ""
+            if allowed(who.role, "acknowledge_alarm")
+            else f'<div class="rg-hint">{tr("viewer_hint", lang)}</div>'
+        )
         self.layout = pn.Column(
             self.table, html_pane(hint), pn.Row(self.comment, self.ack), self.message,
             sizing_mode="stretch_width",

@@ -24,7 +24,16 @@ __all__ = ["CityMap", "CHENGDU_EXTENT", "load_outlines", "find_basemap"]
 log = logging.getLogger("rongguan.dashboard.map")
 
 CHENGDU_EXTENT = (102.95, 30.05, 104.95, 31.45)  # lon0, lat0, lon1, lat1 of the municipality
-FLEET_PALETTE = ["#4dabf7", "#69db7c", "#f783ac", "#ffa94d", "#b197fc", "#63e6be", "#ffd8a8", "#a5d8ff"]
+FLEET_PALETTE = [
+    "#4dabf7",
+    "#69db7c",
+    "#f783ac",
+    "#ffa94d",
+    "#b197fc",
+    "#63e6be",
+    "#ffd8a8",
+    "#a5d8ff",
+]
 CAB_COLOURS = {"alarm": "#ff4d4f", "lit": "#ffd43b", "dark": "#5c7cfa", "offline": "#6c757d"}
 
 
@@ -97,13 +106,33 @@ class CityMap:
         if xs:
             self.fig.patches(xs=xs, ys=ys, fill_color="#16233b" if dark else "#f1f3f5",
                              line_color="#3b5b8c", line_width=1, fill_alpha=0.6)  # fmt: skip
-        self.cabinets = CdsSync(["id", "name", "x", "y", "colour", "road", "state"], name="rg-cabinets")
+        self.cabinets = CdsSync(
+            ["id", "name", "x", "y", "colour", "road", "state"], name="rg-cabinets"
+        )
         self.dust = CdsSync(["id", "name", "x", "y", "colour", "pm10"], name="rg-dust")
-        self.trucks = CdsSync(["id", "name", "x", "y", "colour", "angle", "fleet", "speed"], name="rg-trucks")
-        r1 = self.fig.scatter("x", "y", source=self.cabinets.source, marker="square", size=11,
-                              color="colour", line_color="#0b1220", legend_label="路灯箱 cabinets")
-        r2 = self.fig.scatter("x", "y", source=self.dust.source, marker="circle", size=12,
-                              color="colour", line_color="#0b1220", legend_label="扬尘 dust")
+        self.trucks = CdsSync(
+            ["id", "name", "x", "y", "colour", "angle", "fleet", "speed"], name="rg-trucks"
+        )
+        r1 = self.fig.scatter(
+            "x",
+            "y",
+            source=self.cabinets.source,
+            marker="square",
+            size=11,
+            color="colour",
+            line_color="#0b1220",
+            legend_label="路灯箱 cabinets",
+        )
+        r2 = self.fig.scatter(
+            "x",
+            "y",
+            source=self.dust.source,
+            marker="circle",
+            size=12,
+            color="colour",
+            line_color="#0b1220",
+            legend_label="扬尘 dust",
+        )
         r3 = self.fig.scatter("x", "y", source=self.trucks.source, marker="triangle", size=12,
                               angle="angle", color="colour", line_color="#0b1220",
                               legend_label="车辆 trucks")  # fmt: skip
@@ -117,15 +146,26 @@ class CityMap:
         self.fig.legend.label_text_color = fg
         self.fig.legend.label_text_font_size = "14px"
 
-    def rows(self, devs: list[DeviceInfo], alarmed: set[str], now_ns: int) -> dict[str, list[dict[str, Any]]]:
+    def rows(
+        self, devs: list[DeviceInfo], alarmed: set[str], now_ns: int
+    ) -> dict[str, list[dict[str, Any]]]:
         """Marker rows per layer for the given devices (those without a position are skipped)."""
-        out: dict[str, list[dict[str, Any]]] = {"lighting_cabinet": [], "dust_monitor": [], "vehicle": []}
+        out: dict[str, list[dict[str, Any]]] = {
+            "lighting_cabinet": [],
+            "dust_monitor": [],
+            "vehicle": [],
+        }
         for d in devs:
             pos = d.position()
             if pos is None or d.kind not in out:
                 continue
             lat, lon = pos
-            row: dict[str, Any] = {"id": d.device_id, "name": d.name or d.device_id, "x": lon, "y": lat}
+            row: dict[str, Any] = {
+                "id": d.device_id,
+                "name": d.name or d.device_id,
+                "x": lon,
+                "y": lat,
+            }
             if d.kind == "lighting_cabinet":
                 st = cabinet_state(d, d.device_id in alarmed, now_ns)
                 row |= {"colour": CAB_COLOURS[st], "road": d.attrs.get("road", ""), "state": st}

@@ -20,7 +20,19 @@ from dashboard.views.style import html as html_pane
 
 __all__ = ["LightingView", "circuit_rows"]
 
-COLUMNS = ["key", "cabinet", "name", "road", "circuit", "on", "current", "voltage", "door", "online", "updated"]
+COLUMNS = [
+    "key",
+    "cabinet",
+    "name",
+    "road",
+    "circuit",
+    "on",
+    "current",
+    "voltage",
+    "door",
+    "online",
+    "updated",
+]
 _DEFAULT_CIRCUITS = 6
 
 
@@ -64,12 +76,20 @@ class LightingView(LiveView):
         )  # fmt: skip
         self.sync = TableSync(self.table, COLUMNS, "key")
         self.cabinet = pn.widgets.Select(name=tr("cabinet", lang), options=[], width=220)
-        self.circuit = pn.widgets.Select(name=tr("circuit", lang), options=list(range(1, _DEFAULT_CIRCUITS + 1)), width=100)
+        self.circuit = pn.widgets.Select(
+            name=tr("circuit", lang), options=list(range(1, _DEFAULT_CIRCUITS + 1)), width=100
+        )
         self.on = pn.widgets.RadioButtonGroup(options=[tr("on", lang), tr("off", lang)], value=tr("on", lang),
                                               button_type="primary")  # fmt: skip
-        self.reason = pn.widgets.TextInput(name=tr("reason", lang), placeholder=tr("reason", lang), width=320)
-        self.switch = pn.widgets.Button(name=tr("switch", lang), button_type="warning", css_classes=["rg-switch"])
-        self.confirm = pn.widgets.Button(name=tr("confirm", lang), button_type="danger", css_classes=["rg-confirm"])
+        self.reason = pn.widgets.TextInput(
+            name=tr("reason", lang), placeholder=tr("reason", lang), width=320
+        )
+        self.switch = pn.widgets.Button(
+            name=tr("switch", lang), button_type="warning", css_classes=["rg-switch"]
+        )
+        self.confirm = pn.widgets.Button(
+            name=tr("confirm", lang), button_type="danger", css_classes=["rg-confirm"]
+        )
         self.cancel = pn.widgets.Button(name=tr("cancel", lang), css_classes=["rg-cancel"])
         self.question = html_pane("", css_classes=["rg-question"])
         self.confirm_box = pn.Row(self.question, self.confirm, self.cancel, visible=False)
@@ -81,7 +101,11 @@ class LightingView(LiveView):
         self.confirm.on_click(lambda _e: self.do_switch())
         self.cancel.on_click(lambda _e: self._hide())
         self.cabinet.param.watch(lambda _e: self._circuits(), "value")
-        hint = "" if allowed(who.role, "switch_circuit") else f'<div class="rg-hint">{tr("viewer_hint", lang)}</div>'
+        hint = (
+            ""
+            if allowed(who.role, "switch_circuit")
+            else f'<div class="rg-hint">{tr("viewer_hint", lang)}</div>'
+        )
         controls = pn.Column(
             html_pane(f'<div class="rg-h2">{tr("switch", lang)}</div>{hint}'),
             pn.Row(self.cabinet, self.circuit, self.on), self.reason, self.switch,
@@ -139,13 +163,15 @@ class LightingView(LiveView):
         if prog.state == "confirmed":
             n = cmd.params.get("circuit")
             state = prog.readback.get(f"circuit{n}_on", cmd.params.get("on"))
-            final = (f'<div class="rg-ok rg-confirmed">{tr("confirmed", self.lang)} · {html.escape(cmd.device_id)} '
-                     f'{tr("circuit", self.lang)} {n} = {tr("on" if state else "off", self.lang)}</div>')
+            final = (
+                f'<div class="rg-ok rg-confirmed">{tr("confirmed", self.lang)} · {html.escape(cmd.device_id)} '
+                f"{tr('circuit', self.lang)} {n} = {tr('on' if state else 'off', self.lang)}</div>"
+            )
         elif prog.terminal:
             final = f'<div class="rg-bad">{tr(prog.state, self.lang)} · {html.escape(prog.detail)}</div>'
         self.progress.object = (
             f'<div data-state="{prog.state}">{html.escape(cmd.device_id)} #{cmd.params.get("circuit")} '
-            f'{tr("on" if cmd.params.get("on") else "off", self.lang)}: {steps}</div>{final}'
+            f"{tr('on' if cmd.params.get('on') else 'off', self.lang)}: {steps}</div>{final}"
         )
 
     # ---- live table ---------------------------------------------------------------
@@ -154,7 +180,6 @@ class LightingView(LiveView):
         return sorted(self.store.devices(ids, kind="lighting_cabinet"), key=lambda d: d.device_id)
 
     def full(self) -> None:
-
 
         now = time.time_ns()
         cabs = self._cabinets()
@@ -165,7 +190,6 @@ class LightingView(LiveView):
         self._circuits()
 
     def apply(self, changes: Changes) -> None:
-
 
         if changes.devices:
             cabs = self._cabinets(changes.devices)

@@ -12,12 +12,17 @@ from dashboard.i18n import tr
 from dashboard.kpi import KpiCache, Kpis
 from dashboard.livestore import Changes, LiveStore
 from dashboard.views._live import LiveView, fmt_time
-from dashboard.views.style import html as html_pane
 from dashboard.views.citymap import CityMap, alarmed_devices
+from dashboard.views.style import html as html_pane
 
 __all__ = ["WallView", "alarm_list_html", "SEVERITY_COLOURS"]
 
-SEVERITY_COLOURS = {"critical": "#ff4d4f", "major": "#ff922b", "minor": "#fcc419", "warning": "#74c0fc"}
+SEVERITY_COLOURS = {
+    "critical": "#ff4d4f",
+    "major": "#ff922b",
+    "minor": "#fcc419",
+    "warning": "#74c0fc",
+}
 _SEV_ORDER = {s.value: i for i, s in enumerate(Severity)}
 
 
@@ -51,27 +56,36 @@ def kpi_html(k: Kpis, lang: str) -> str:
     """The KPI tiles as one HTML strip."""
     tiles = []
     for kind, (up, total) in k.online.items():
-        tiles.append((f'{tr("online", lang)} · {tr(kind, lang)}', f"{up}/{total}", ""))
+        tiles.append((f"{tr('online', lang)} · {tr(kind, lang)}", f"{up}/{total}", ""))
     rate = "—" if k.lamp_on_rate is None else f"{k.lamp_on_rate * 100:.1f}%"
     warn = "rg-bad" if k.lamp_on_rate is not None and k.lamp_on_rate < 0.96 else ""
     tiles.append((tr("lamp_on_rate", lang), rate, warn))
-    tiles.append((tr("dust_exceed", lang), str(k.dust_exceedances), "rg-bad" if k.dust_exceedances else ""))
+    tiles.append(
+        (tr("dust_exceed", lang), str(k.dust_exceedances), "rg-bad" if k.dust_exceedances else "")
+    )
     tiles.append((tr("trucks_on_duty", lang), f"{k.trucks_on_duty}/{k.trucks_total}", ""))
     sev = " ".join(
-        f'<span style="color:{SEVERITY_COLOURS[s]}">{tr(s, lang)} {n}</span>' for s, n in k.alarms.items()
+        f'<span style="color:{SEVERITY_COLOURS[s]}">{tr(s, lang)} {n}</span>'
+        for s, n in k.alarms.items()
     )
     tiles.append((tr("active_alarms", lang), sev, ""))
-    return '<div class="rg-tiles">' + "".join(
-        f'<div class="rg-tile {cls}"><div class="rg-tile-label">{label}</div>'
-        f'<div class="rg-tile-value">{value}</div></div>'
-        for label, value, cls in tiles
-    ) + "</div>"
+    return (
+        '<div class="rg-tiles">'
+        + "".join(
+            f'<div class="rg-tile {cls}"><div class="rg-tile-label">{label}</div>'
+            f'<div class="rg-tile-value">{value}</div></div>'
+            for label, value, cls in tiles
+        )
+        + "</div>"
+    )
 
 
 class WallView(LiveView):
     """One wall-screen session."""
 
-    def __init__(self, store: LiveStore, kpis: KpiCache, basemap: str | None, lang: str, title: str) -> None:
+    def __init__(
+        self, store: LiveStore, kpis: KpiCache, basemap: str | None, lang: str, title: str
+    ) -> None:
         super().__init__(store)
         self.kpi_cache = kpis
         self.lang = lang
@@ -88,8 +102,14 @@ class WallView(LiveView):
             html_pane(f'<div class="rg-h2">{tr("active_alarms", lang)}</div>'),
             self.alarm_list, width=460, sizing_mode="stretch_height",
         )  # fmt: skip
-        body = pn.Row(pn.pane.Bokeh(self.map.fig, sizing_mode="stretch_both"), side, sizing_mode="stretch_both")
-        self.layout = pn.Column(header, self.kpis, body, sizing_mode="stretch_both", css_classes=["rg-wall"])
+        body = pn.Row(
+            pn.pane.Bokeh(self.map.fig, sizing_mode="stretch_both"),
+            side,
+            sizing_mode="stretch_both",
+        )
+        self.layout = pn.Column(
+            header, self.kpis, body, sizing_mode="stretch_both", css_classes=["rg-wall"]
+        )
 
     def _alarms(self) -> list[AlarmEvent]:
         return self.store.alarms(active_only=True)

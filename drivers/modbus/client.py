@@ -71,7 +71,9 @@ class _Bus:
         except (OSError, ModbusException) as exc:
             raise DeviceUnavailable(f"modbus {self.key[0]}:{self.key[1]}: {exc}") from None
         if not ok:
-            raise DeviceUnavailable(f"modbus {self.key[0]}:{self.key[1]}: connection refused or timed out")
+            raise DeviceUnavailable(
+                f"modbus {self.key[0]}:{self.key[1]}: connection refused or timed out"
+            )
 
     async def call(self, fn: str, timeout_s: float, *args: Any, **kwargs: Any) -> Any:
         """One transaction, alone on the wire; library errors become driver errors."""
@@ -80,10 +82,12 @@ class _Bus:
             self.requests += 1
             try:
                 return await asyncio.wait_for(getattr(self.client, fn)(*args, **kwargs), timeout_s)
-            except (asyncio.TimeoutError, TimeoutError):
+            except TimeoutError:
                 # A late answer would be taken for the next request's: start afresh.
                 self.client.close()
-                raise DeviceTimeout(f"modbus {self.key[0]}:{self.key[1]}: no answer within {timeout_s} s") from None
+                raise DeviceTimeout(
+                    f"modbus {self.key[0]}:{self.key[1]}: no answer within {timeout_s} s"
+                ) from None
             except (OSError, ModbusException) as exc:
                 self.client.close()
                 raise DeviceUnavailable(f"modbus {self.key[0]}:{self.key[1]}: {exc}") from None
@@ -158,8 +162,11 @@ class ModbusDriver:
         self._counters["reads"] += 1
         try:
             resp = await bus.call(
-                _READ_FN[req.table], self.device.timeout_s, req.address,
-                count=req.count, device_id=self.settings.unit_id,
+                _READ_FN[req.table],
+                self.device.timeout_s,
+                req.address,
+                count=req.count,
+                device_id=self.settings.unit_id,
             )
             _check(resp, what)
         except DriverError:
@@ -182,8 +189,12 @@ class ModbusDriver:
                     value = decode_bits(req.slice(pp, data), point.scale, point.offset)
                 else:
                     value = decode_value(
-                        req.slice(pp, data), point.type, word_order=s.profile.word_order,
-                        byte_order=s.profile.byte_order, scale=point.scale, offset=point.offset,
+                        req.slice(pp, data),
+                        point.type,
+                        word_order=s.profile.word_order,
+                        byte_order=s.profile.byte_order,
+                        scale=point.scale,
+                        offset=point.offset,
                     )
             except CodecError:
                 self._counters["decode_errors"] += 1
@@ -209,16 +220,24 @@ class ModbusDriver:
         what = f"{self.device.id} write {key}"
         self._counters["writes"] += 1
         if point.table == "coil":
-            resp = await bus.call("write_coil", self.device.timeout_s, point.address, bool(value), device_id=unit)
+            resp = await bus.call(
+                "write_coil", self.device.timeout_s, point.address, bool(value), device_id=unit
+            )
         elif point.table == "holding":
             try:
                 regs = encode_value(
-                    float(value), point.type, word_order=self.settings.profile.word_order,
-                    byte_order=self.settings.profile.byte_order, scale=point.scale, offset=point.offset,
+                    float(value),
+                    point.type,
+                    word_order=self.settings.profile.word_order,
+                    byte_order=self.settings.profile.byte_order,
+                    scale=point.scale,
+                    offset=point.offset,
                 )
             except CodecError as exc:
                 raise WriteRejected(f"{what}: {exc}") from None
-            resp = await bus.call("write_registers", self.device.timeout_s, point.address, regs, device_id=unit)
+            resp = await bus.call(
+                "write_registers", self.device.timeout_s, point.address, regs, device_id=unit
+            )
         else:
             raise WriteRejected(f"{what}: table {point.table} is read-only")
         _check(resp, what, writing=True)

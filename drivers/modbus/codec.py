@@ -23,7 +23,14 @@ __all__ = ["CodecError", "WIDTH", "decode_value", "encode_value", "decode_bits"]
 #: Registers (or bits) one value of each type occupies.
 WIDTH = {"bool": 1, "int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2, "float64": 4}
 
-_STRUCT = {"int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "float32": ">f", "float64": ">d"}
+_STRUCT = {
+    "int16": ">h",
+    "uint16": ">H",
+    "int32": ">i",
+    "uint32": ">I",
+    "float32": ">f",
+    "float64": ">d",
+}
 
 
 class CodecError(ValueError):

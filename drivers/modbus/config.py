@@ -46,16 +46,22 @@ def settings_for(device: DeviceConfig) -> ModbusSettings:
     except KeyError as exc:
         raise BadConfig(f"{device.id}: {exc.args[0]}") from None
     if profile.protocol != "modbus":
-        raise BadConfig(f"{device.id}: profile {profile.name!r} is for {profile.protocol}, not modbus")
+        raise BadConfig(
+            f"{device.id}: profile {profile.name!r} is for {profile.protocol}, not modbus"
+        )
     points = {p.key: p for p in profile.expanded()}
     for p in points.values():
         if p.table is None or p.address is None:
-            raise BadConfig(f"{device.id}: point {p.key!r} of {profile.name!r} has no table/address")
+            raise BadConfig(
+                f"{device.id}: point {p.key!r} of {profile.name!r} has no table/address"
+            )
     max_gap = device.address.get("max_gap", 8)
     if type(max_gap) is not int or max_gap < 0:
         raise BadConfig(f"{device.id}: address.max_gap must be an integer >= 0, got {max_gap!r}")
     try:
-        requests = plan(((p.key, p.table, p.type, p.address) for p in points.values()), max_gap=max_gap)  # type: ignore[misc]
+        requests = plan(
+            ((p.key, p.table, p.type, p.address) for p in points.values()), max_gap=max_gap
+        )  # type: ignore[misc]
     except ValueError as exc:
         raise BadConfig(f"{device.id}: {exc}") from None
     return ModbusSettings(

@@ -76,7 +76,11 @@ def plan(
     out: list[ReadRequest] = []
     for table in sorted(by_table, key=_TABLE_ORDER.__getitem__):
         limit = max_bits if table in BIT_TABLES else max_registers
-        out.extend(_merge(table, sorted(by_table[table], key=lambda p: (p.address, p.width)), max_gap, limit))
+        out.extend(
+            _merge(
+                table, sorted(by_table[table], key=lambda p: (p.address, p.width)), max_gap, limit
+            )
+        )
     return out
 
 

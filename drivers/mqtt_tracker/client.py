@@ -83,14 +83,18 @@ class MqttTrackerDriver:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         try:
-            client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s)
+            client.connect_async(
+                self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s
+            )
         except (OSError, ValueError) as exc:
             raise DeviceUnavailable(f"{self.device.id}: broker {self.broker.url}: {exc}") from None
         client.loop_start()
         self._client = client
         ok = await asyncio.to_thread(self._connected.wait, self.device.timeout_s)
         if not ok:
-            raise DeviceTimeout(f"{self.device.id}: broker {self.broker.url} not reached in {self.device.timeout_s} s")
+            raise DeviceTimeout(
+                f"{self.device.id}: broker {self.broker.url} not reached in {self.device.timeout_s} s"
+            )
 
     async def read(self) -> list[TelemetryRow]:
         """Drain the fixes received since the last read."""

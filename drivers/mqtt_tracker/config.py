@@ -30,7 +30,9 @@ def settings_for(device: DeviceConfig) -> TrackerSettings:
     except KeyError as exc:
         raise BadConfig(f"{device.id}: {exc.args[0]}") from None
     if profile.protocol != "mqtt_tracker":
-        raise BadConfig(f"{device.id}: profile {profile.name!r} is for {profile.protocol}, not mqtt_tracker")
+        raise BadConfig(
+            f"{device.id}: profile {profile.name!r} is for {profile.protocol}, not mqtt_tracker"
+        )
     max_buffered = device.address.get("max_buffered", 10_000)
     if type(max_buffered) is not int or max_buffered < 1:
         raise BadConfig(f"{device.id}: address.max_buffered must be an integer >= 1")

@@ -71,7 +71,9 @@ class OpcUaDriver:
             self._ns = await client.get_namespace_index(self.settings.namespace)
         except ValueError:
             await _quiet_close(client)
-            raise BadConfig(f"{self.device.id}: server has no namespace {self.settings.namespace!r}") from None
+            raise BadConfig(
+                f"{self.device.id}: server has no namespace {self.settings.namespace!r}"
+            ) from None
         except BaseException as exc:
             await _quiet_close(client)
             if isinstance(exc, asyncio.CancelledError):
@@ -102,7 +104,9 @@ class OpcUaDriver:
         for p, dv in zip(self.settings.points, results):
             value = None
             if dv.StatusCode is None or is_good(dv.StatusCode.value):
-                value = to_float(dv.Value.Value if dv.Value is not None else None, p.scale, p.offset)
+                value = to_float(
+                    dv.Value.Value if dv.Value is not None else None, p.scale, p.offset
+                )
             else:
                 # One missing or failing node must not cost the other points.
                 self._counters["bad_nodes"] += 1
@@ -150,10 +154,14 @@ class OpcUaDriver:
         self._counters["calls"] += 1
         try:
             ok = await obj.call_method(
-                method, ua.Variant(circuit, ua.VariantType.UInt16), ua.Variant(on, ua.VariantType.Boolean)
+                method,
+                ua.Variant(circuit, ua.VariantType.UInt16),
+                ua.Variant(on, ua.VariantType.Boolean),
             )
         except Exception as exc:
-            raise _translate(exc, f"{self.device.id} {s.methods[action.value]}", writing=True) from None
+            raise _translate(
+                exc, f"{self.device.id} {s.methods[action.value]}", writing=True
+            ) from None
         # The method's answer is the device's own view; the read-back below is what counts.
         del ok
         key = f"circuit{circuit}_on"

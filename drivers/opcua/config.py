@@ -34,7 +34,9 @@ def settings_for(device: DeviceConfig) -> OpcUaSettings:
     except KeyError as exc:
         raise BadConfig(f"{device.id}: {exc.args[0]}") from None
     if profile.protocol != "opcua":
-        raise BadConfig(f"{device.id}: profile {profile.name!r} is for {profile.protocol}, not opcua")
+        raise BadConfig(
+            f"{device.id}: profile {profile.name!r} is for {profile.protocol}, not opcua"
+        )
     namespace = device.address.get("namespace") or profile.namespace
     if not namespace or not isinstance(namespace, str):
         raise BadConfig(f"{device.id}: no OPC-UA namespace in address.namespace or the profile")

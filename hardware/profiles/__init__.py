@@ -38,6 +38,9 @@ class Point(BaseModel):
     node: str | None = None
     # MQTT JSON: the member of the payload that carries this value
     member: str | None = None
+    # HJ 212: pollutant code (e.g. a34002 for PM10); JT/T 808: member of the decoded
+    # location report ("lat", "speed", "status.12", "extra.0x01", ...)
+    code: str | None = None
     fiware: str | None = None  # the FIWARE / TALQ attribute this corresponds to
     description: str = ""
 
@@ -48,7 +51,7 @@ class Profile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    protocol: Literal["opcua", "modbus", "mqtt_tracker"]
+    protocol: Literal["opcua", "modbus", "mqtt_tracker", "hj212", "jt808"]
     kind: Literal["lighting_cabinet", "dust_monitor", "vehicle"]
     description: str = ""
     vendor: str = ""
@@ -91,7 +94,15 @@ class Profile(BaseModel):
 
 def _width(type_: str) -> int:
     """Registers (or coils) one value of this type occupies."""
-    return {"bool": 1, "int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2, "float64": 4}[type_]
+    return {
+        "bool": 1,
+        "int16": 1,
+        "uint16": 1,
+        "int32": 2,
+        "uint32": 2,
+        "float32": 2,
+        "float64": 4,
+    }[type_]
 
 
 def profile_names() -> list[str]:

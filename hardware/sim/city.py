@@ -17,10 +17,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from contracts.astro import CST
 from contracts.config import BrokerConfig
 from hardware.inventory import Inventory
 from hardware.profiles import load_profile
-from hardware.sim.astro import CST
 from hardware.sim.dust import DustModel
 from hardware.sim.faults import (
     Fault,

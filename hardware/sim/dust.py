@@ -13,8 +13,8 @@ import random
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from contracts.astro import CST
 from hardware.inventory import DustMonitor
-from hardware.sim.astro import CST
 from hardware.sim.faults import Fault
 
 __all__ = ["DustModel"]

@@ -14,8 +14,8 @@ import random
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from contracts.astro import CST, lights_on
 from hardware.inventory import Cabinet
-from hardware.sim.astro import CST, lights_on
 from hardware.sim.faults import Fault
 
 __all__ = ["CabinetModel", "CircuitError"]

@@ -76,8 +76,13 @@ class FanoutStore:
         return self.reader.latest(kind)
 
     def range(
-        self, device_id: str, field: str, start_ns: int, end_ns: int,
-        every_s: float | None = None, agg: Agg = "mean",
+        self,
+        device_id: str,
+        field: str,
+        start_ns: int,
+        end_ns: int,
+        every_s: float | None = None,
+        agg: Agg = "mean",
     ) -> pl.DataFrame:
         """See :meth:`TelemetryStore.range`."""
         return self.reader.range(device_id, field, start_ns, end_ns, every_s, agg)

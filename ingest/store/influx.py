@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -156,9 +155,7 @@ class InfluxStore:
 
     def query(self, q: str) -> list[dict[str, Any]]:
         """Run InfluxQL statements (``;``-separated); one result dict per statement."""
-        data = urllib.parse.urlencode(
-            {"db": self.cfg.bucket, "q": q, "epoch": "ns"}
-        ).encode()
+        data = urllib.parse.urlencode({"db": self.cfg.bucket, "q": q, "epoch": "ns"}).encode()
         req = urllib.request.Request(f"{self.cfg.url}/query", data=data, method="POST")
         req.add_header("Content-Type", "application/x-www-form-urlencoded")
         if self.cfg.token:
@@ -194,7 +191,7 @@ class InfluxStore:
         for i in range(0, len(stmts), 100):  # keep each request's query string modest
             part = stmts[i : i + 100]
             q = ";".join(
-                f"SELECT last({quote_ident(k)}) FROM {quote_ident(m)} GROUP BY \"device_id\""
+                f'SELECT last({quote_ident(k)}) FROM {quote_ident(m)} GROUP BY "device_id"'
                 for m, k in part
             )
             for (meas, key), res in zip(part, self.query(q)):
@@ -203,9 +200,15 @@ class InfluxStore:
                     n = len(ts)
                     frames.append(
                         pl.DataFrame(
-                            {"device_id": [s["tags"]["device_id"]] * n, "kind": [meas] * n,
-                             "ts": list(ts), "field": [key] * n, "value": list(val)},
-                            schema=SCHEMA, strict=False,
+                            {
+                                "device_id": [s["tags"]["device_id"]] * n,
+                                "kind": [meas] * n,
+                                "ts": list(ts),
+                                "field": [key] * n,
+                                "value": list(val),
+                            },
+                            schema=SCHEMA,
+                            strict=False,
                         )
                     )
         return pl.concat(frames).sort("device_id", "field")
@@ -221,7 +224,7 @@ class InfluxStore:
     ) -> pl.DataFrame:
         """One field of one device over [start_ns, end_ns), raw or in epoch-aligned buckets."""
         where = (
-            f"WHERE \"device_id\" = {quote_str(device_id)} "
+            f'WHERE "device_id" = {quote_str(device_id)} '
             f"AND time >= {int(start_ns)} AND time < {int(end_ns)}"
         )
         col = quote_ident(field)
@@ -243,7 +246,7 @@ class InfluxStore:
         """A vehicle's fixes in time order (rows with lat and lon)."""
         cols = ", ".join(quote_ident(f) for f in TRACK_FIELDS)
         q = (
-            f"SELECT {cols} FROM \"vehicle\" WHERE \"device_id\" = {quote_str(device_id)} "
+            f'SELECT {cols} FROM "vehicle" WHERE "device_id" = {quote_str(device_id)} '
             f"AND time >= {int(start_ns)} AND time < {int(end_ns)}"
         )
         rows = [
@@ -257,7 +260,7 @@ class InfluxStore:
     def alarm_history(self, start_ns: int, end_ns: int) -> pl.DataFrame:
         """Alarm transitions with start_ns <= updated_ns < end_ns, oldest first."""
         q = (
-            f"SELECT \"doc\" FROM {quote_ident(ALARM_MEASUREMENT)} "
+            f'SELECT "doc" FROM {quote_ident(ALARM_MEASUREMENT)} '
             f"WHERE time >= {int(start_ns)} AND time < {int(end_ns)}"
         )
         docs = [json.loads(v[1]) for s in _series(self.query(q)) for v in s["values"]]
@@ -277,7 +280,8 @@ def _series(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _alarm_line(frame: pl.DataFrame) -> str:
     tags = ["alarm_id", "device_id", "domain", "severity", "state"]
     doc = (
-        pl.col("doc").str.replace_all("\\", "\\\\", literal=True)
+        pl.col("doc")
+        .str.replace_all("\\", "\\\\", literal=True)
         .str.replace_all('"', '\\"', literal=True)
     )
     parts: list[pl.Expr] = [pl.lit(ALARM_MEASUREMENT)]

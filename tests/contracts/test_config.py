@@ -64,7 +64,15 @@ def test_unknown_keys_and_duplicates_are_errors():
 
 
 def test_hysteresis_must_make_sense():
-    rule = {"id": "r", "domain": "dust", "kind": "dust_monitor", "field": "pm10", "op": "above", "set": 100, "clear": 120}
+    rule = {
+        "id": "r",
+        "domain": "dust",
+        "kind": "dust_monitor",
+        "field": "pm10",
+        "op": "above",
+        "set": 100,
+        "clear": 120,
+    }
     with pytest.raises(ConfigError, match=r"rules\[0\]: clear \(120.0\) must be <= set"):
         parse_config({"rules": [rule]})
     rule.pop("clear")
@@ -91,3 +99,9 @@ def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["check-config", str(bad)]) == 1
     err = capsys.readouterr().err
     assert f"{bad}:1: partitions: Input should be greater than or equal to 1 (got 0)" in err
+
+
+def test_timezone_is_validated():
+    assert parse_config({}).tz.key == "Asia/Shanghai"
+    with pytest.raises(ConfigError, match="timezone: unknown IANA time zone"):
+        parse_config({"timezone": "Mars/Olympus"})

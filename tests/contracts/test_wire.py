@@ -41,7 +41,11 @@ def test_batch_dictionary_encodes_devices_and_fields():
     import json
 
     doc = json.loads(_batch().encode())
-    assert doc["devices"] == [["LC-0001", "lighting_cabinet"], ["DM-0001", "dust_monitor"], ["TRK-0001", "vehicle"]]
+    assert doc["devices"] == [
+        ["LC-0001", "lighting_cabinet"],
+        ["DM-0001", "dust_monitor"],
+        ["TRK-0001", "vehicle"],
+    ]
     assert doc["d"] == [0, 0, 1, 2, 1]
     assert doc["fields"] == ["circuit1_current", "circuit1_on", "pm10", "speed"]
 
@@ -53,10 +57,22 @@ def test_batch_dictionary_encodes_devices_and_fields():
         (b"[1, 2]", "not a JSON object"),
         (b'{"v": 9}', "unsupported wire version 9"),
         (b'{"v": 1, "agent": "a"}', "missing or bad member"),
-        (b'{"v":1,"agent":"a","seq":1,"devices":[],"fields":[],"d":[0],"f":[],"t":[],"x":[]}', "column lengths differ"),
-        (b'{"v":1,"agent":"a","seq":1,"devices":[["D","k"]],"fields":["f"],"d":[1],"f":[0],"t":[1],"x":[1]}', "outside 0..0"),
-        (b'{"v":1,"agent":"a","seq":1,"devices":[["D","k"]],"fields":["f"],"d":[-1],"f":[0],"t":[1],"x":[1]}', "index -1"),
-        (b'{"v":1,"agent":"a","seq":1,"devices":[["D","k"]],"fields":["f"],"d":[0],"f":[0],"t":[1],"x":["hot"]}', "bad column content"),
+        (
+            b'{"v":1,"agent":"a","seq":1,"devices":[],"fields":[],"d":[0],"f":[],"t":[],"x":[]}',
+            "column lengths differ",
+        ),
+        (
+            b'{"v":1,"agent":"a","seq":1,"devices":[["D","k"]],"fields":["f"],"d":[1],"f":[0],"t":[1],"x":[1]}',
+            "outside 0..0",
+        ),
+        (
+            b'{"v":1,"agent":"a","seq":1,"devices":[["D","k"]],"fields":["f"],"d":[-1],"f":[0],"t":[1],"x":[1]}',
+            "index -1",
+        ),
+        (
+            b'{"v":1,"agent":"a","seq":1,"devices":[["D","k"]],"fields":["f"],"d":[0],"f":[0],"t":[1],"x":["hot"]}',
+            "bad column content",
+        ),
     ],
 )
 def test_bad_batches_are_rejected_with_a_reason(payload: bytes, reason: str):
@@ -65,21 +81,41 @@ def test_bad_batches_are_rejected_with_a_reason(payload: bytes, reason: str):
 
 
 def test_command_and_ack_round_trip_and_expiry():
-    cmd = Command(device_id="LC-0001", action=CommandAction.SWITCH_CIRCUIT, params={"circuit": 2, "on": True},
-                  issued_by="engineer", role="lighting_engineer", reason="维修", ttl_s=5)
+    cmd = Command(
+        device_id="LC-0001",
+        action=CommandAction.SWITCH_CIRCUIT,
+        params={"circuit": 2, "on": True},
+        issued_by="engineer",
+        role="lighting_engineer",
+        reason="维修",
+        ttl_s=5,
+    )
     assert Command.decode(cmd.encode()) == cmd
     assert not cmd.expired(cmd.issued_ns + 4_000_000_000)
     assert cmd.expired(cmd.issued_ns + 6_000_000_000)
-    ack = CommandAck(command_id=cmd.command_id, device_id="LC-0001", state=CommandState.CONFIRMED,
-                     readback={"circuit2_on": 1.0})
+    ack = CommandAck(
+        command_id=cmd.command_id,
+        device_id="LC-0001",
+        state=CommandState.CONFIRMED,
+        readback={"circuit2_on": 1.0},
+    )
     assert CommandAck.decode(ack.encode()).readback == {"circuit2_on": 1.0}
     with pytest.raises(ValueError):
         Command.decode(b'{"device_id": "x", "action": "explode"}')
 
 
 def test_alarm_round_trip():
-    a = AlarmEvent(alarm_id="a1", rule_id="r", domain="dust", device_id="DM-0001", subject="DM-0001",
-                   field="pm10", severity=Severity.MAJOR, raised_ns=1, case_no="CD-1")
+    a = AlarmEvent(
+        alarm_id="a1",
+        rule_id="r",
+        domain="dust",
+        device_id="DM-0001",
+        subject="DM-0001",
+        field="pm10",
+        severity=Severity.MAJOR,
+        raised_ns=1,
+        case_no="CD-1",
+    )
     assert AlarmEvent.decode(a.encode()) == a
 
 

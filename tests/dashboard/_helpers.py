@@ -6,7 +6,6 @@ import threading
 import time
 from typing import Any
 
-
 from contracts.alarms import AlarmEvent, Severity
 from contracts.config import BrokerConfig, DeploymentConfig, parse_config
 from contracts.mqtt import make_client
@@ -18,8 +17,14 @@ NOW = time.time_ns()
 
 def config(broker: BrokerConfig, var_dir: str, port: int = 5006) -> DeploymentConfig:
     """A small deployment: two cabinets, a dust monitor and a truck on agent-7."""
-    dev = lambda i, kind, proto, prof, ep, **kw: {"id": i, "kind": kind, "protocol": proto,  # noqa: E731
-                                                   "profile": prof, "endpoint": ep, **kw}
+    dev = lambda i, kind, proto, prof, ep, **kw: {
+        "id": i,
+        "kind": kind,
+        "protocol": proto,  # noqa: E731
+        "profile": prof,
+        "endpoint": ep,
+        **kw,
+    }
     return parse_config({
         "var_dir": var_dir,
         "broker": {"url": broker.url},
@@ -45,9 +50,19 @@ def batch(seq: int = 1, ts: int | None = None, **over: Any) -> TelemetryBatch:
     """A batch with cabinet, dust and truck rows."""
     t = NOW if ts is None else ts
     rows = {
-        ("LC-0001", "lighting_cabinet"): {"circuit1_on": 1.0, "circuit1_current": 3.2, "circuit2_on": 1.0,
-                                          "circuit2_current": 0.0, "voltage_l1": 221.0, "door_open": 0.0},
-        ("LC-0002", "lighting_cabinet"): {"circuit1_on": 0.0, "circuit1_current": 0.0, "voltage_l1": 219.5},
+        ("LC-0001", "lighting_cabinet"): {
+            "circuit1_on": 1.0,
+            "circuit1_current": 3.2,
+            "circuit2_on": 1.0,
+            "circuit2_current": 0.0,
+            "voltage_l1": 221.0,
+            "door_open": 0.0,
+        },
+        ("LC-0002", "lighting_cabinet"): {
+            "circuit1_on": 0.0,
+            "circuit1_current": 0.0,
+            "voltage_l1": 219.5,
+        },
         ("DM-0001", "dust_monitor"): {"pm10": 180.0, "pm25": 60.0},
         ("TRK-0001", "vehicle"): {"lat": 30.70, "lon": 104.10, "speed": 32.0, "heading": 90.0},
     }
@@ -108,5 +123,3 @@ def wait_for(what: str, check: Any, timeout_s: float = 10.0) -> Any:
             return got
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
-
-

@@ -29,18 +29,36 @@ def store(tmp_path) -> LiveStore:
     return s
 
 
-@pytest.mark.parametrize("role,ok", [("lighting_engineer", True), ("admin", True), ("viewer", False),
-                                     ("operator", False), ("sanitation_supervisor", False)])
+@pytest.mark.parametrize(
+    "role,ok",
+    [
+        ("lighting_engineer", True),
+        ("admin", True),
+        ("viewer", False),
+        ("operator", False),
+        ("sanitation_supervisor", False),
+    ],
+)
 def test_switch_circuit_by_role(store, role, ok, caplog):
     sent = _Sent()
     with caplog.at_level(logging.INFO, logger="rongguan.audit"):
-        res = Actions(store, sent).switch_circuit(Identity("u", role), "LC-0001", 1, False, "维修 repair")
+        res = Actions(store, sent).switch_circuit(
+            Identity("u", role), "LC-0001", 1, False, "维修 repair"
+        )
     assert res.ok is ok and len(sent) == (1 if ok else 0)
-    assert any(r.name == "rongguan.audit" and ("SENT" if ok else "REFUSED") in r.getMessage() for r in caplog.records)
+    assert any(
+        r.name == "rongguan.audit" and ("SENT" if ok else "REFUSED") in r.getMessage()
+        for r in caplog.records
+    )
     if ok:
         assert sent[0][0] == topics.command("agent-7")
         cmd = Command.decode(sent[0][1])
-        assert (cmd.params, cmd.issued_by, cmd.role, cmd.reason) == ({"circuit": 1, "on": False}, "u", role, "维修 repair")
+        assert (cmd.params, cmd.issued_by, cmd.role, cmd.reason) == (
+            {"circuit": 1, "on": False},
+            "u",
+            role,
+            "维修 repair",
+        )
 
 
 def test_switch_needs_reason_and_known_cabinet(store):
@@ -53,7 +71,10 @@ def test_switch_needs_reason_and_known_cabinet(store):
     assert sent == []
 
 
-@pytest.mark.parametrize("role,ok", [("operator", True), ("admin", True), ("viewer", False), ("lighting_engineer", False)])
+@pytest.mark.parametrize(
+    "role,ok",
+    [("operator", True), ("admin", True), ("viewer", False), ("lighting_engineer", False)],
+)
 def test_acknowledge_by_role(store, role, ok):
     sent = _Sent()
     res = Actions(store, sent).acknowledge_alarm(Identity("u", role), "A-1", "收到")
@@ -80,8 +101,12 @@ def test_engineer_command_reaches_the_agent_topic_on_a_real_broker(mqtt_broker, 
     try:
         assert feed.connected.wait(10)
         actions = Actions(store, feed.publish)
-        assert not actions.switch_circuit(Identity(GUEST, "viewer"), "LC-0001", 2, True, "想试试").ok
-        res = actions.switch_circuit(Identity("engineer", "lighting_engineer"), "LC-0001", 2, True, "巡检")
+        assert not actions.switch_circuit(
+            Identity(GUEST, "viewer"), "LC-0001", 2, True, "想试试"
+        ).ok
+        res = actions.switch_circuit(
+            Identity("engineer", "lighting_engineer"), "LC-0001", 2, True, "巡检"
+        )
         assert res.ok
         topic, payload = wait_for("command", lambda: rec.messages and rec.messages[0])
         cmd = Command.decode(payload)

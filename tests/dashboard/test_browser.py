@@ -163,12 +163,29 @@ def test_engineer_switches_and_sees_confirmation_viewer_is_refused(dashboard, br
         assert len(rec.messages) == 1, rec.messages  # only the engineer's command
         cmd = Command.decode(rec.messages[0][1])
         assert (cmd.device_id, cmd.params, cmd.issued_by, cmd.role) == (
-            "LC-0001", {"circuit": 1, "on": False}, "engineer", "lighting_engineer")
+            "LC-0001",
+            {"circuit": 1, "on": False},
+            "engineer",
+            "lighting_engineer",
+        )
         # The agent's progress reports, as an agent would send them.
-        acks = [CommandAck(command_id=cmd.command_id, device_id="LC-0001", state=s,
-                           readback={"circuit1_on": False} if s == CommandState.CONFIRMED else {})
-                for s in (CommandState.RECEIVED, CommandState.SENT, CommandState.ACKNOWLEDGED, CommandState.CONFIRMED)]
-        publish(dashboard.broker, [(topics.command_ack("agent-7"), a.encode(), False) for a in acks])
+        acks = [
+            CommandAck(
+                command_id=cmd.command_id,
+                device_id="LC-0001",
+                state=s,
+                readback={"circuit1_on": False} if s == CommandState.CONFIRMED else {},
+            )
+            for s in (
+                CommandState.RECEIVED,
+                CommandState.SENT,
+                CommandState.ACKNOWLEDGED,
+                CommandState.CONFIRMED,
+            )
+        ]
+        publish(
+            dashboard.broker, [(topics.command_ack("agent-7"), a.encode(), False) for a in acks]
+        )
         page.locator(".rg-confirmed").wait_for(timeout=10_000)
         page.screenshot(path=str(artifacts / "lighting-confirmed.png"))
         ctx.close()

@@ -52,7 +52,12 @@ def test_bad_input_is_counted_not_raised(tmp_path):
     s.apply_ack(b"[]")
     s.apply_availability("LC-0001", b"nope")
     st = s.stats()
-    assert (st["bad_batches"], st["bad_alarms"], st["bad_acks"], st["bad_availability"]) == (1, 1, 1, 1)
+    assert (st["bad_batches"], st["bad_alarms"], st["bad_acks"], st["bad_availability"]) == (
+        1,
+        1,
+        1,
+        1,
+    )
 
 
 def test_unknown_devices_are_kept_and_counted_and_device_count_bounded(tmp_path):
@@ -79,13 +84,27 @@ def test_availability(tmp_path):
 
 def test_command_progress_follows_acks_and_stays_terminal(tmp_path):
     s = _store(tmp_path)
-    cmd = Command(device_id="LC-0001", action=CommandAction.SWITCH_CIRCUIT, params={"circuit": 1, "on": False})
+    cmd = Command(
+        device_id="LC-0001", action=CommandAction.SWITCH_CIRCUIT, params={"circuit": 1, "on": False}
+    )
     s.add_command(cmd, "agent-7")
-    for st in (CommandState.SENT, CommandState.ACKNOWLEDGED, CommandState.CONFIRMED, CommandState.FAILED):
+    for st in (
+        CommandState.SENT,
+        CommandState.ACKNOWLEDGED,
+        CommandState.CONFIRMED,
+        CommandState.FAILED,
+    ):
         s.apply_ack(CommandAck(command_id=cmd.command_id, device_id="LC-0001", state=st).encode())
     p = s.command(cmd.command_id)
-    assert p.state == "confirmed" and [x for x, _ in p.steps] == ["issued", "sent", "acknowledged", "confirmed"]
-    s.apply_ack(CommandAck(command_id="other", device_id="LC-0001", state=CommandState.SENT).encode())
+    assert p.state == "confirmed" and [x for x, _ in p.steps] == [
+        "issued",
+        "sent",
+        "acknowledged",
+        "confirmed",
+    ]
+    s.apply_ack(
+        CommandAck(command_id="other", device_id="LC-0001", state=CommandState.SENT).encode()
+    )
     assert s.stats()["unknown_acks"] == 1
 
 

@@ -37,7 +37,9 @@ def test_decode(regs, type_, wo, bo, scale, offset, expected):
     assert got == pytest.approx(expected, rel=1e-6)
 
 
-@pytest.mark.parametrize("regs,type_,wo,bo,scale,offset,expected", [c for c in CASES if c[1] != "bool"])
+@pytest.mark.parametrize(
+    "regs,type_,wo,bo,scale,offset,expected", [c for c in CASES if c[1] != "bool"]
+)
 def test_encode_is_the_inverse(regs, type_, wo, bo, scale, offset, expected):
     out = encode_value(expected, type_, word_order=wo, byte_order=bo, scale=scale, offset=offset)
     back = decode_value(out, type_, word_order=wo, byte_order=bo, scale=scale, offset=offset)

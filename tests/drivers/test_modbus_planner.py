@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from contracts.config import DeviceConfig
 from drivers.modbus.config import settings_for
 from drivers.modbus.planner import plan
-from contracts.config import DeviceConfig
 
 
 def _spans(reqs):
@@ -20,20 +20,36 @@ def _spans(reqs):
         ([("a", "input", "float32", 0), ("b", "input", "float32", 2)], 0, [("input", 0, 4)]),
         # a hole of 2 registers: merged with gap 2, split with gap 1
         ([("a", "input", "float32", 0), ("b", "input", "float32", 4)], 2, [("input", 0, 6)]),
-        ([("a", "input", "float32", 0), ("b", "input", "float32", 4)], 1, [("input", 0, 2), ("input", 4, 2)]),
+        (
+            [("a", "input", "float32", 0), ("b", "input", "float32", 4)],
+            1,
+            [("input", 0, 2), ("input", 4, 2)],
+        ),
         # tables never mix; output ordered coil, discrete, holding, input
         (
-            [("v", "input", "uint16", 0), ("c", "coil", "bool", 0), ("h", "holding", "int16", 0), ("d", "discrete", "bool", 3)],
+            [
+                ("v", "input", "uint16", 0),
+                ("c", "coil", "bool", 0),
+                ("h", "holding", "int16", 0),
+                ("d", "discrete", "bool", 3),
+            ],
             8,
             [("coil", 0, 1), ("discrete", 3, 1), ("holding", 0, 1), ("input", 0, 1)],
         ),
         # unsorted input, overlapping points share registers
         ([("b", "holding", "uint16", 5), ("a", "holding", "uint32", 4)], 0, [("holding", 4, 2)]),
         # 125-register limit splits a long run
-        ([(f"p{i}", "input", "float32", 2 * i) for i in range(70)], 0, [("input", 0, 124), ("input", 124, 16)]),
+        (
+            [(f"p{i}", "input", "float32", 2 * i) for i in range(70)],
+            0,
+            [("input", 0, 124), ("input", 124, 16)],
+        ),
         # 2000-bit limit for coils
-        ([("a", "coil", "bool", 0), ("b", "coil", "bool", 1999), ("c", "coil", "bool", 2000)], 5000,
-         [("coil", 0, 2000), ("coil", 2000, 1)]),
+        (
+            [("a", "coil", "bool", 0), ("b", "coil", "bool", 1999), ("c", "coil", "bool", 2000)],
+            5000,
+            [("coil", 0, 2000), ("coil", 2000, 1)],
+        ),
         ([], 8, []),
     ],
 )
@@ -42,7 +58,9 @@ def test_plan(points, max_gap, expected):
 
 
 def test_every_point_lands_in_exactly_one_read():
-    pts = [(f"p{i}", "input", "float32", a) for i, a in enumerate([0, 2, 10, 40, 42, 200, 300, 302])]
+    pts = [
+        (f"p{i}", "input", "float32", a) for i, a in enumerate([0, 2, 10, 40, 42, 200, 300, 302])
+    ]
     reqs = plan(pts, max_gap=8)
     keys = [p.key for r in reqs for p in r.points]
     assert sorted(keys) == sorted(p[0] for p in pts)
@@ -68,10 +86,23 @@ def test_plan_rejects(point, reason):
 
 
 def test_shipped_profiles_need_few_requests():
-    dev = dict(id="X", kind="lighting_cabinet", protocol="modbus", endpoint="modbus://127.0.0.1:502", unit_id=1)
+    dev = dict(
+        id="X",
+        kind="lighting_cabinet",
+        protocol="modbus",
+        endpoint="modbus://127.0.0.1:502",
+        unit_id=1,
+    )
     light = settings_for(DeviceConfig(profile="modbus_lighting_controller", **dev))
     dust = settings_for(DeviceConfig(profile="modbus_dust_monitor", **dev))
-    assert _spans(light.requests) == [("coil", 0, 4), ("discrete", 0, 1), ("input", 0, 20), ("input", 100, 8)]
+    assert _spans(light.requests) == [
+        ("coil", 0, 4),
+        ("discrete", 0, 1),
+        ("input", 0, 20),
+        ("input", 100, 8),
+    ]
     assert _spans(dust.requests) == [("input", 0, 16)]
     # >= 5x fewer requests than one per point
-    assert len(light.points) >= 5 * len(light.requests) - 2 and len(dust.points) >= 5 * len(dust.requests)
+    assert len(light.points) >= 5 * len(light.requests) - 2 and len(dust.points) >= 5 * len(
+        dust.requests
+    )

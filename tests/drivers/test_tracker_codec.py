@@ -10,7 +10,15 @@ from drivers.mqtt_tracker.codec import FixError, decode_fix
 from hardware.profiles import load_profile
 
 PROFILE = load_profile("mqtt_json_tracker")
-GOOD = {"devId": "TRK-0001", "gpsTime": 1763942400000, "lat": 30.65, "lng": 104.06, "spd": 32.5, "dir": 90, "cover": 0}
+GOOD = {
+    "devId": "TRK-0001",
+    "gpsTime": 1763942400000,
+    "lat": 30.65,
+    "lng": 104.06,
+    "spd": 32.5,
+    "dir": 90,
+    "cover": 0,
+}
 
 
 def _fix(**changes):
@@ -20,7 +28,13 @@ def _fix(**changes):
 
 def test_good_fix():
     rows = decode_fix(_fix(), PROFILE, "TRK-0001", "vehicle")
-    assert {r.field: r.value for r in rows} == {"lat": 30.65, "lon": 104.06, "speed": 32.5, "heading": 90.0, "cover_open": 0.0}
+    assert {r.field: r.value for r in rows} == {
+        "lat": 30.65,
+        "lon": 104.06,
+        "speed": 32.5,
+        "heading": 90.0,
+        "cover_open": 0.0,
+    }
     assert {r.ts for r in rows} == {1763942400000 * 1_000_000}
     assert {r.device_id for r in rows} == {"TRK-0001"} and {r.kind for r in rows} == {"vehicle"}
 
@@ -36,7 +50,7 @@ def test_optional_member_may_be_absent_and_bool_maps_to_one():
     [
         (b"", "not JSON"),
         (b"\xff\xfe garbage", "not JSON"),
-        (b"{\"lat\": 30.6", "not JSON"),
+        (b'{"lat": 30.6', "not JSON"),
         (b"[1, 2]", "not an object"),
         (b"null", "not an object"),
         (_fix(gpsTime=...), "missing time"),

@@ -59,8 +59,9 @@ def _wait(what: str, check, timeout_s: float, interval_s: float = 0.5):
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto,
-         influx_server: InfluxBehindNginx) -> Iterator[Demo]:
+def demo(
+    tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto, influx_server: InfluxBehindNginx
+) -> Iterator[Demo]:
     tmp = tmp_path_factory.mktemp("e2e")
     scenario = tmp / "scenario.yaml"
     scenario.write_text(SCENARIO)
@@ -87,7 +88,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto,
     if not any("Rongguan dashboard:" in line for line in output):
         proc.kill()
         logs = "".join(
-            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in (tmp / "var").glob("*.log")
+            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+            for p in (tmp / "var").glob("*.log")
         )
         pytest.fail("demo did not start:\n" + "".join(output) + logs)
     yield Demo(proc, tmp / "var", port, bucket, output)
@@ -103,7 +105,9 @@ def test_telemetry_of_every_kind_lands_in_influxdb(demo: Demo, influx_server: In
     def counts():
         got = {}
         for kind in ("lighting_cabinet", "dust_monitor", "vehicle"):
-            res = influx_server.query(demo.bucket, f'SELECT count(*) FROM "{kind}" GROUP BY "device_id"')
+            res = influx_server.query(
+                demo.bucket, f'SELECT count(*) FROM "{kind}" GROUP BY "device_id"'
+            )
             series = res["results"][0].get("series", [])
             got[kind] = {s["tags"]["device_id"]: s["values"][0][1] for s in series}
         return got if all(got.values()) else None
@@ -133,7 +137,11 @@ def _cases(var_dir: Path) -> list[dict]:
 
 
 def test_injected_faults_become_alarms_with_one_case_each(demo: Demo):
-    want = {("dust.pm10_stop_work", "DM-0001"), ("lighting.door_open", "LC-0002"), ("vehicle.overspeed", "TRK-0001")}
+    want = {
+        ("dust.pm10_stop_work", "DM-0001"),
+        ("lighting.door_open", "LC-0002"),
+        ("vehicle.overspeed", "TRK-0001"),
+    }
 
     def filed():
         import json
@@ -141,7 +149,9 @@ def test_injected_faults_become_alarms_with_one_case_each(demo: Demo):
         got = {}
         for case in _cases(demo.var_dir):
             rec = json.loads(case["record"])
-            got.setdefault((rec["evidence"].get("rule_id"), rec["device_id"]), []).append(case["case_no"])
+            got.setdefault((rec["evidence"].get("rule_id"), rec["device_id"]), []).append(
+                case["case_no"]
+            )
         return got if want <= set(got) else None
 
     got = _wait("a case per injected fault", filed, 90)
@@ -154,7 +164,9 @@ def test_wall_screen_shows_the_alarm_and_its_case_number(demo: Demo):
 
     dust = _wait(
         "the dust case",
-        lambda: [c for c in _cases(demo.var_dir) if json.loads(c["record"])["device_id"] == "DM-0001"],
+        lambda: [
+            c for c in _cases(demo.var_dir) if json.loads(c["record"])["device_id"] == "DM-0001"
+        ],
         90,
     )
     case_no = dust[0]["case_no"]

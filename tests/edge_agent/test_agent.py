@@ -38,8 +38,12 @@ class Watcher:
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, *a: [
             c.subscribe(t, 1)
-            for t in (topics.telemetry_filter(), topics.command_ack_filter(),
-                      topics.availability_filter(), topics.agent_status(AGENT))
+            for t in (
+                topics.telemetry_filter(),
+                topics.command_ack_filter(),
+                topics.availability_filter(),
+                topics.agent_status(AGENT),
+            )
         ]
         self.client.reconnect_delay_set(0.2, 1)
         self.client.connect(broker.host, broker.port)
@@ -98,17 +102,28 @@ def _run(broker: BrokerConfig, tmp_path, body: Callable[..., Any], **batch: Any)
         for d in devices:
             d["interval_s"] = 0.5
             d["timeout_s"] = 2.0
-        cfg = parse_config({
-            "var_dir": str(tmp_path), "broker": {"url": broker.url},
-            "agents": [{"id": AGENT, "batch": {"max_rows": 5000, "max_delay_s": 0.2, **batch}, "devices": devices}],
-        })
+        cfg = parse_config(
+            {
+                "var_dir": str(tmp_path),
+                "broker": {"url": broker.url},
+                "agents": [
+                    {
+                        "id": AGENT,
+                        "batch": {"max_rows": 5000, "max_delay_s": 0.2, **batch},
+                        "devices": devices,
+                    }
+                ],
+            }
+        )
         watcher = Watcher(broker)
         agent = EdgeAgent(cfg, AGENT, seed=1)
         stop = asyncio.Event()
         task = asyncio.create_task(agent.run(stop))
         try:
             # commands sent before the agent subscribed would be lost: wait for its first batch
-            await until(lambda: watcher.batches and agent.metrics()["broker_connected"], 20, "agent online")
+            await until(
+                lambda: watcher.batches and agent.metrics()["broker_connected"], 20, "agent online"
+            )
             await body(agent=agent, city=city, watcher=watcher, devices=devices)
         finally:
             stop.set()
@@ -132,12 +147,20 @@ def test_every_device_publishes_decoded_rows(mqtt_broker, tmp_path):
                 assert {"lat", "lon", "speed"} <= fields[d["id"]]
             else:
                 assert {"voltage_l1", "circuit1_on", "circuit1_current"} <= fields[d["id"]]
-        await until(lambda: all(watcher.avail.get(i, {}).get("state") == "online" for i in ids), 10, "availability")
+        await until(
+            lambda: all(watcher.avail.get(i, {}).get("state") == "online" for i in ids),
+            10,
+            "availability",
+        )
         seqs = [b.seq for b in watcher.batches]
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
         assert watcher.status and watcher.status[-1] == b"online"
         m = agent.metrics()
-        assert m["devices_online"] == len(ids) and m["polls_failed"] == 0 and m["batches_published"] > 0
+        assert (
+            m["devices_online"] == len(ids)
+            and m["polls_failed"] == 0
+            and m["batches_published"] > 0
+        )
 
     _run(mqtt_broker, tmp_path, body)
 
@@ -145,16 +168,34 @@ def test_every_device_publishes_decoded_rows(mqtt_broker, tmp_path):
 @pytest.mark.parametrize("protocol", ["opcua", "modbus"])
 def test_switch_circuit_is_confirmed_by_read_back(mqtt_broker, tmp_path, protocol, caplog):
     async def body(agent, city, watcher, devices):
-        dev = next(d for d in devices if d["protocol"] == protocol and d["kind"] == "lighting_cabinet")
+        dev = next(
+            d for d in devices if d["protocol"] == protocol and d["kind"] == "lighting_cabinet"
+        )
         await until(lambda: dev["id"] in watcher.fields(), 20, "first rows")
         want = not bool(city.state(dev["id"])["circuit2_on"])
-        cmd = Command(device_id=dev["id"], action=CommandAction.SWITCH_CIRCUIT,
-                      params={"circuit": 2, "on": want}, issued_by="eng", role="lighting_engineer", reason="test")
+        cmd = Command(
+            device_id=dev["id"],
+            action=CommandAction.SWITCH_CIRCUIT,
+            params={"circuit": 2, "on": want},
+            issued_by="eng",
+            role="lighting_engineer",
+            reason="test",
+        )
         watcher.send(cmd)
-        await until(lambda: CommandState.CONFIRMED in watcher.states(cmd.command_id)
-                    or CommandState.FAILED in watcher.states(cmd.command_id), 15, "a terminal ack")
+        await until(
+            lambda: (
+                CommandState.CONFIRMED in watcher.states(cmd.command_id)
+                or CommandState.FAILED in watcher.states(cmd.command_id)
+            ),
+            15,
+            "a terminal ack",
+        )
         assert watcher.states(cmd.command_id) == [
-            CommandState.RECEIVED, CommandState.SENT, CommandState.ACKNOWLEDGED, CommandState.CONFIRMED]
+            CommandState.RECEIVED,
+            CommandState.SENT,
+            CommandState.ACKNOWLEDGED,
+            CommandState.CONFIRMED,
+        ]
         final = [a for a in watcher.acks if a.command_id == cmd.command_id][-1]
         assert final.readback == {"circuit2_on": 1.0 if want else 0.0}
         assert bool(city.state(dev["id"])["circuit2_on"]) == want
@@ -166,32 +207,59 @@ def test_switch_circuit_is_confirmed_by_read_back(mqtt_broker, tmp_path, protoco
 
     with caplog.at_level("INFO", logger="rongguan.audit"):
         _run(mqtt_broker, tmp_path, body)
-    assert any("state=confirmed" in r.getMessage() and "by=eng" in r.getMessage() for r in caplog.records)
+    assert any(
+        "state=confirmed" in r.getMessage() and "by=eng" in r.getMessage() for r in caplog.records
+    )
 
 
 def test_bad_commands_are_rejected_or_expired(mqtt_broker, tmp_path):
     async def body(agent, city, watcher, devices):
         cab = next(d for d in devices if d["kind"] == "lighting_cabinet")["id"]
         dust = next(d for d in devices if d["kind"] == "dust_monitor")["id"]
-        unknown = Command(device_id="LC-9999", action=CommandAction.SWITCH_CIRCUIT, params={"circuit": 1, "on": True})
-        bad = Command(device_id=cab, action=CommandAction.SWITCH_CIRCUIT, params={"circuit": 99, "on": True})
-        nocirc = Command(device_id=dust, action=CommandAction.SWITCH_CIRCUIT, params={"circuit": 1, "on": True})
-        old = Command(device_id=cab, action=CommandAction.SWITCH_CIRCUIT, params={"circuit": 1, "on": True},
-                      issued_ns=time.time_ns() - 60 * 10**9, ttl_s=5)
+        unknown = Command(
+            device_id="LC-9999",
+            action=CommandAction.SWITCH_CIRCUIT,
+            params={"circuit": 1, "on": True},
+        )
+        bad = Command(
+            device_id=cab, action=CommandAction.SWITCH_CIRCUIT, params={"circuit": 99, "on": True}
+        )
+        nocirc = Command(
+            device_id=dust, action=CommandAction.SWITCH_CIRCUIT, params={"circuit": 1, "on": True}
+        )
+        old = Command(
+            device_id=cab,
+            action=CommandAction.SWITCH_CIRCUIT,
+            params={"circuit": 1, "on": True},
+            issued_ns=time.time_ns() - 60 * 10**9,
+            ttl_s=5,
+        )
         for c in (unknown, bad, nocirc, old):
             watcher.send(c)
         watcher.client.publish(topics.command(AGENT), b"\x00 not json", qos=1)
-        watcher.client.publish(topics.command(AGENT), b'{"command_id": "x1", "device_id": "LC-0001"}', qos=1)
-        await until(lambda: all(watcher.states(c.command_id) for c in (unknown, bad, nocirc, old))
-                    and watcher.states("x1"), 10, "acks")
+        watcher.client.publish(
+            topics.command(AGENT), b'{"command_id": "x1", "device_id": "LC-0001"}', qos=1
+        )
+        await until(
+            lambda: (
+                all(watcher.states(c.command_id) for c in (unknown, bad, nocirc, old))
+                and watcher.states("x1")
+            ),
+            10,
+            "acks",
+        )
         assert watcher.states(unknown.command_id) == [CommandState.REJECTED]
         assert watcher.states(bad.command_id) == [CommandState.REJECTED]
         assert watcher.states(nocirc.command_id) == [CommandState.REJECTED]
         assert watcher.states(old.command_id) == [CommandState.EXPIRED]
         assert watcher.states("x1") == [CommandState.REJECTED]
         details = {a.command_id: a.detail for a in watcher.acks}
-        assert "not owned" in details[unknown.command_id] and "outside 1..6" in details[bad.command_id]
-        await until(lambda: agent.metrics()["commands_bad_payloads"] == 2, 5, "bad payloads counted")
+        assert (
+            "not owned" in details[unknown.command_id] and "outside 1..6" in details[bad.command_id]
+        )
+        await until(
+            lambda: agent.metrics()["commands_bad_payloads"] == 2, 5, "bad payloads counted"
+        )
 
     _run(mqtt_broker, tmp_path, body)
 
@@ -200,14 +268,24 @@ def test_broker_outage_buffers_on_disk_and_replays_in_order(mosquitto, mqtt_brok
     async def body(agent, city, watcher, devices):
         await until(lambda: agent.metrics()["batches_published"] >= 2, 15, "first batches")
         mosquitto.stop()
-        await until(lambda: agent.metrics()["batches_buffered"] >= 5, 20, "batches buffered while down")
+        await until(
+            lambda: agent.metrics()["batches_buffered"] >= 5, 20, "batches buffered while down"
+        )
         depth_down = agent.metrics()["buffer_depth"]
         assert depth_down >= 5
         before = len(watcher.batches)
         await asyncio.to_thread(mosquitto.start)
-        await until(lambda: agent.metrics()["batches_replayed"] >= agent.metrics()["batches_buffered"] >= 5
-                    and agent.metrics()["buffer_depth"] <= 2, 30, "replay")
-        await until(lambda: len(watcher.batches) > before + depth_down, 15, "replayed batches delivered")
+        await until(
+            lambda: (
+                agent.metrics()["batches_replayed"] >= agent.metrics()["batches_buffered"] >= 5
+                and agent.metrics()["buffer_depth"] <= 2
+            ),
+            30,
+            "replay",
+        )
+        await until(
+            lambda: len(watcher.batches) > before + depth_down, 15, "replayed batches delivered"
+        )
         seqs = [b.seq for b in watcher.batches]
         assert seqs == sorted(seqs), "replayed out of order"
         # nothing lost: the sequence has no holes after the first batch the watcher saw
@@ -224,7 +302,11 @@ def test_device_outage_goes_offline_and_recovers_while_others_keep_polling(mqtt_
         other = next(d for d in devices if d["protocol"] == "opcua")["id"]
         await until(lambda: watcher.avail.get(dev, {}).get("state") == "online", 10, "online first")
         city.inject({"kind": "device_offline", "device": dev, "duration_s": 4.0})
-        await until(lambda: watcher.avail.get(dev, {}).get("state") in ("degraded", "offline"), 15, "outage seen")
+        await until(
+            lambda: watcher.avail.get(dev, {}).get("state") in ("degraded", "offline"),
+            15,
+            "outage seen",
+        )
         polls_other = agent.metrics()["devices"][other]["polls_ok"]
         await until(lambda: watcher.avail.get(dev, {}).get("state") == "online", 30, "recovery")
         m = agent.metrics()["devices"]

@@ -15,7 +15,11 @@ def test_order_and_delete(tmp_path):
     for i in range(5):
         assert buf.put("t", f"m{i}".encode(), offline=i % 2 == 0)
     items = buf.after(0, 3)
-    assert [i.payload for i in items] == [b"m0", b"m1", b"m2"] and [i.offline for i in items] == [True, False, True]
+    assert [i.payload for i in items] == [b"m0", b"m1", b"m2"] and [i.offline for i in items] == [
+        True,
+        False,
+        True,
+    ]
     assert [i.payload for i in buf.after(items[-1].id, 10)] == [b"m3", b"m4"]
     buf.delete(items[0].id)
     assert buf.depth() == 4

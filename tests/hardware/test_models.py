@@ -7,8 +7,8 @@ from datetime import datetime
 
 import pytest
 
+from contracts.astro import CST
 from hardware.inventory import build_inventory
-from hardware.sim.astro import CST
 from hardware.sim.dust import DustModel
 from hardware.sim.faults import Fault
 from hardware.sim.lighting import CabinetModel, CircuitError

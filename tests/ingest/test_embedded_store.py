@@ -30,11 +30,15 @@ def test_is_a_telemetry_store(store):
 
 
 def test_latest_per_device_and_field_even_when_late_rows_arrive(store):
-    store.write(_frame([
-        ("LC-1", "lighting_cabinet", T0 + 10 * S, "voltage_l1", 221.0),
-        ("LC-1", "lighting_cabinet", T0 + 20 * S, "voltage_l1", 222.0),
-        ("DM-1", "dust_monitor", T0 + 5 * S, "pm10", 80.0),
-    ]))
+    store.write(
+        _frame(
+            [
+                ("LC-1", "lighting_cabinet", T0 + 10 * S, "voltage_l1", 221.0),
+                ("LC-1", "lighting_cabinet", T0 + 20 * S, "voltage_l1", 222.0),
+                ("DM-1", "dust_monitor", T0 + 5 * S, "pm10", 80.0),
+            ]
+        )
+    )
     store.write(_frame([("LC-1", "lighting_cabinet", T0 + 15 * S, "voltage_l1", 999.0)]))  # late
     latest = store.latest()
     assert latest.columns == list(SCHEMA)
@@ -52,7 +56,10 @@ def test_range_raw_and_downsampled(store):
     raw = store.range("DM-1", "pm10", T0, T0 + 120 * S)
     assert raw.schema == pl.Schema({"ts": pl.Int64, "value": pl.Float64})
     assert raw.height == 12
-    assert store.range("DM-1", "pm10", T0 + 10 * S, T0 + 30 * S).get_column("value").to_list() == [1.0, 2.0]
+    assert store.range("DM-1", "pm10", T0 + 10 * S, T0 + 30 * S).get_column("value").to_list() == [
+        1.0,
+        2.0,
+    ]
     mean = store.range("DM-1", "pm10", T0, T0 + 120 * S, every_s=60)
     assert mean.rows() == [(T0, 2.5), (T0 + 60 * S, 8.5)]
     mx = store.range("DM-1", "pm10", T0, T0 + 120 * S, every_s=60, agg="max")
@@ -76,7 +83,9 @@ def test_track_orders_fixes_and_needs_lat_lon(store):
 
 
 def test_rewriting_the_same_point_is_harmless(store):
-    frame = _frame([("DM-1", "dust_monitor", T0, "pm10", 80.0), ("DM-1", "dust_monitor", T0, "pm25", 40.0)])
+    frame = _frame(
+        [("DM-1", "dust_monitor", T0, "pm10", 80.0), ("DM-1", "dust_monitor", T0, "pm25", 40.0)]
+    )
     store.write(frame)
     store.write(frame)
     assert store.range("DM-1", "pm10", T0, T0 + S).rows() == [(T0, 80.0)]
@@ -86,12 +95,22 @@ def test_rewriting_the_same_point_is_harmless(store):
 
 def test_alarm_history(store):
     ev = AlarmEvent(
-        alarm_id="A1", rule_id="r", domain="dust", device_id="DM-1", subject="DM-1",
-        field="pm10", severity=Severity.MAJOR, raised_ns=T0, updated_ns=T0, value=250.0,
+        alarm_id="A1",
+        rule_id="r",
+        domain="dust",
+        device_id="DM-1",
+        subject="DM-1",
+        field="pm10",
+        severity=Severity.MAJOR,
+        raised_ns=T0,
+        updated_ns=T0,
+        value=250.0,
     )
     store.write_alarm(ev)
     store.write_alarm(ev)  # same transition twice: stored once
-    store.write_alarm(ev.model_copy(update={"state": AlarmState.ACKNOWLEDGED, "updated_ns": T0 + S}))
+    store.write_alarm(
+        ev.model_copy(update={"state": AlarmState.ACKNOWLEDGED, "updated_ns": T0 + S})
+    )
     hist = store.alarm_history(T0, T0 + 10 * S)
     assert hist.get_column("state").to_list() == ["open", "acknowledged"]
     assert hist.get_column("ts").to_list() == [T0, T0 + S]

@@ -54,8 +54,15 @@ def test_each_reason_once():
     good, bad = validate(_frame(rows), DEVICES, NOW)
     assert good.get_column("value").to_list() == [1.0, 3.0]
     assert bad.get_column("reason").to_list() == [
-        "unknown_device", "kind_mismatch", "non_finite", "non_finite", "non_finite",
-        "ts_future", "ts_past", "duplicate", "missing_key",
+        "unknown_device",
+        "kind_mismatch",
+        "non_finite",
+        "non_finite",
+        "non_finite",
+        "ts_future",
+        "ts_past",
+        "duplicate",
+        "missing_key",
     ]
     assert set(bad.get_column("reason")) <= set(REASONS)
     assert good.schema == empty_frame().schema

@@ -28,10 +28,19 @@ def test_escaping_tags_fields_and_measurements():
 
 
 def test_matches_influxdb_client_point_for_awkward_names():
-    rows = [("LC 1,=x", "lighting_cabinet", 1_763_942_400_123_456_789, "circuit 1,on=", 0.30000000000000004)]
+    rows = [
+        (
+            "LC 1,=x",
+            "lighting_cabinet",
+            1_763_942_400_123_456_789,
+            "circuit 1,on=",
+            0.30000000000000004,
+        )
+    ]
     (line,) = encode_lines(_frame(rows)).to_list()
     point = (
-        Point("lighting_cabinet").tag("device_id", "LC 1,=x")
+        Point("lighting_cabinet")
+        .tag("device_id", "LC 1,=x")
         .field("circuit 1,on=", 0.30000000000000004)
         .time(1_763_942_400_123_456_789, WritePrecision.NS)
     )
@@ -45,7 +54,10 @@ def test_newline_in_a_name_cannot_split_the_line():
 
 def test_non_finite_rows_are_left_out_and_floats_stay_floats():
     rows = [("D", "k", 1, "a", math.nan), ("D", "k", 2, "b", 1.0), ("D", "k", 3, "c", 1e20)]
-    assert encode_lines(_frame(rows)).to_list() == ["k,device_id=D b=1.0 2", "k,device_id=D c=1e+20 3"]
+    assert encode_lines(_frame(rows)).to_list() == [
+        "k,device_id=D b=1.0 2",
+        "k,device_id=D c=1e+20 3",
+    ]
 
 
 def test_chunks_split_at_size():

@@ -27,7 +27,13 @@ def test_rows_and_payloads_with_counts(tmp_path):
     assert recent.get_column("reason").to_list()[0] == BAD_BATCH
     assert "not json" in recent.get_column("payload").to_list()[0]
     row = json.loads(q.recent(reason="non_finite").get_column("payload").to_list()[-1])
-    assert row == {"device_id": "D-0", "kind": "dust_monitor", "ts": 0, "field": "pm10", "value": None}
+    assert row == {
+        "device_id": "D-0",
+        "kind": "dust_monitor",
+        "ts": 0,
+        "field": "pm10",
+        "value": None,
+    }
     q.close()
 
 

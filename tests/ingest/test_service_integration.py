@@ -26,23 +26,36 @@ S = 1_000_000_000
 
 
 def _cfg(tmp_path, broker: BrokerConfig, influx: InfluxConfig | None) -> DeploymentConfig:
-    dev = {"protocol": "modbus", "profile": "modbus_dust_monitor", "endpoint": "modbus://127.0.0.1:1"}
-    return DeploymentConfig.model_validate({
-        "var_dir": str(tmp_path),
-        "broker": broker.model_dump(),
-        "store": StoreConfig(influx=influx).model_dump(),
-        "agents": [{"id": "agent-1", "devices": [
-            {"id": "DM-1", "kind": "dust_monitor", **dev},
-            {"id": "DM-2", "kind": "dust_monitor", **dev},
-        ]}],
-    })
+    dev = {
+        "protocol": "modbus",
+        "profile": "modbus_dust_monitor",
+        "endpoint": "modbus://127.0.0.1:1",
+    }
+    return DeploymentConfig.model_validate(
+        {
+            "var_dir": str(tmp_path),
+            "broker": broker.model_dump(),
+            "store": StoreConfig(influx=influx).model_dump(),
+            "agents": [
+                {
+                    "id": "agent-1",
+                    "devices": [
+                        {"id": "DM-1", "kind": "dust_monitor", **dev},
+                        {"id": "DM-2", "kind": "dust_monitor", **dev},
+                    ],
+                }
+            ],
+        }
+    )
 
 
 @contextmanager
 def _running(service: IngestService) -> Iterator[None]:
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
-    thread = threading.Thread(target=loop.run_until_complete, args=(service.run(stop),), daemon=True)
+    thread = threading.Thread(
+        target=loop.run_until_complete, args=(service.run(stop),), daemon=True
+    )
     thread.start()
     try:
         assert service.wait_subscribed(10), "ingest did not subscribe"
@@ -111,8 +124,13 @@ def test_batches_through_ingest_into_influx(tmp_path, mqtt_broker, influx):
         values = res[0]["series"][0]["values"]
         assert sorted(values) == sorted([[now - i * S, 50.0 + i] for i in range(10)])
         assert store.range("DM-2", "pm 2.5", now - S, now + S).rows() == [(now, 30.0)]
-        assert store.range("DM-2", "pm10", now - 7200 * S, now + S).rows() == [(now - 3600 * S, 70.0)]
-        assert "series" not in store.query("SELECT * FROM \"dust_monitor\" WHERE \"device_id\" = 'XX-9'")[0]
+        assert store.range("DM-2", "pm10", now - 7200 * S, now + S).rows() == [
+            (now - 3600 * S, 70.0)
+        ]
+        assert (
+            "series"
+            not in store.query('SELECT * FROM "dust_monitor" WHERE "device_id" = \'XX-9\'')[0]
+        )
         latest = store.latest("dust_monitor")
         assert latest.filter(pl.col("device_id") == "DM-1").rows() == [
             ("DM-1", "dust_monitor", now, "pm10", 50.0)
@@ -131,22 +149,38 @@ def test_influx_store_reads_and_downsampling(influx):
         store.ensure_database()  # exists already: harmless
         t0 = 1_763_942_400 * S
         rows = [("DM-1", "dust_monitor", t0 + i * 10 * S, "pm10", float(i)) for i in range(12)]
-        rows += [("TRK-1", "vehicle", t0 + S, f, v) for f, v in
-                 (("lat", 30.6), ("lon", 104.1), ("speed", 12.0), ("heading", 90.0))]
+        rows += [
+            ("TRK-1", "vehicle", t0 + S, f, v)
+            for f, v in (("lat", 30.6), ("lon", 104.1), ("speed", 12.0), ("heading", 90.0))
+        ]
         frame = pl.DataFrame(rows, schema=SCHEMA, orient="row")
         assert store.write(frame) == 16
         assert store.write(frame) == 16  # rewrite: same points
         assert store.range("DM-1", "pm10", t0, t0 + 120 * S).height == 12
-        assert store.range("DM-1", "pm10", t0, t0 + 120 * S, every_s=60).rows() == [(t0, 2.5), (t0 + 60 * S, 8.5)]
+        assert store.range("DM-1", "pm10", t0, t0 + 120 * S, every_s=60).rows() == [
+            (t0, 2.5),
+            (t0 + 60 * S, 8.5),
+        ]
         mx = store.range("DM-1", "pm10", t0, t0 + 120 * S, every_s=60, agg="max")
         assert mx.get_column("value").to_list() == [5.0, 11.0]
         assert store.track("TRK-1", t0, t0 + 10 * S).rows() == [(t0 + S, 30.6, 104.1, 12.0, 90.0)]
         assert store.latest().height == 5
-        ev = AlarmEvent(alarm_id="A 1", rule_id="r", domain="dust", device_id="DM-1", subject="DM-1",
-                        field="pm10", severity=Severity.MAJOR, raised_ns=t0, updated_ns=t0,
-                        message='PM10 "high", 250 > 200')
+        ev = AlarmEvent(
+            alarm_id="A 1",
+            rule_id="r",
+            domain="dust",
+            device_id="DM-1",
+            subject="DM-1",
+            field="pm10",
+            severity=Severity.MAJOR,
+            raised_ns=t0,
+            updated_ns=t0,
+            message='PM10 "high", 250 > 200',
+        )
         store.write_alarm(ev)
-        store.write_alarm(ev.model_copy(update={"state": AlarmState.ACKNOWLEDGED, "updated_ns": t0 + S}))
+        store.write_alarm(
+            ev.model_copy(update={"state": AlarmState.ACKNOWLEDGED, "updated_ns": t0 + S})
+        )
         hist = store.alarm_history(t0, t0 + 10 * S)
         assert hist.get_column("state").to_list() == ["open", "acknowledged"]
         assert hist.get_column("message").to_list()[0] == 'PM10 "high", 250 > 200'

@@ -16,7 +16,8 @@ def test_embedded_broker_relays_qos1_and_stops_on_sigterm():
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "rongguan.cli", "broker", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_port(port, proc=proc)

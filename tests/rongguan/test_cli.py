@@ -9,7 +9,17 @@ import pytest
 
 from rongguan.cli import build_parser, main
 
-COMMANDS = ["demo", "simulate", "agent", "ingest", "rules", "dashboard", "check-config", "bench", "broker"]
+COMMANDS = [
+    "demo",
+    "simulate",
+    "agent",
+    "ingest",
+    "rules",
+    "dashboard",
+    "check-config",
+    "bench",
+    "broker",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -21,7 +31,9 @@ def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[s
 
 
 def test_installed_entry_point_runs():
-    out = subprocess.run([sys.executable, "-m", "rongguan.cli", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "rongguan.cli", "--help"], capture_output=True, text=True, check=True
+    )
     for command in COMMANDS:
         assert command in out.stdout
 

@@ -9,7 +9,13 @@ from contracts.config import RuleConfig
 S = 1_000_000_000
 LC = "lighting_cabinet"
 DM = "dust_monitor"
-SCHEMA = {"device_id": pl.String, "kind": pl.String, "ts": pl.Int64, "field": pl.String, "value": pl.Float64}
+SCHEMA = {
+    "device_id": pl.String,
+    "kind": pl.String,
+    "ts": pl.Int64,
+    "field": pl.String,
+    "value": pl.Float64,
+}
 
 
 def frame(rows: list[tuple[str, str, int, str, float | None]]) -> pl.DataFrame:
@@ -27,7 +33,9 @@ def theft(for_s: float = 6) -> RuleConfig:
 
 def pm10(for_s: float = 10) -> RuleConfig:
     """PM10 stop-work level with hysteresis."""
-    return RuleConfig(id="pm10", domain="dust", kind=DM, field="pm10", op="above", set=200, clear=150, for_s=for_s)
+    return RuleConfig(
+        id="pm10", domain="dust", kind=DM, field="pm10", op="above", set=200, clear=150, for_s=for_s
+    )
 
 
 def door() -> RuleConfig:

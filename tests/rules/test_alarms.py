@@ -15,7 +15,9 @@ DEV = DeviceConfig(id="D1", kind="dust_monitor", protocol="modbus", profile="p",
 
 
 def _tr(kind: str, ts: int, value: float, subject: str = "D1") -> Transition:
-    return Transition("pm10", "D1", subject, "pm10", kind, ts * S, value, 200.0 if kind == "raise" else 150.0)
+    return Transition(
+        "pm10", "D1", subject, "pm10", kind, ts * S, value, 200.0 if kind == "raise" else 150.0
+    )
 
 
 @pytest.fixture
@@ -31,12 +33,22 @@ def book(tmp_path):
 def test_raise_opens_once_and_clear_resolves(book) -> None:
     ev, new = book.on_transition(_tr("raise", 1, 250), pm10())
     assert new and ev.state == AlarmState.OPEN and ev.condition_active
-    assert (ev.lat, ev.lon, ev.extra["site"], ev.severity, ev.domain) == (30.66, 104.06, "S-1", "major", "dust")
+    assert (ev.lat, ev.lon, ev.extra["site"], ev.severity, ev.domain) == (
+        30.66,
+        104.06,
+        "S-1",
+        "major",
+        "dust",
+    )
     assert len(ev.alarm_id) == 12 and int(ev.alarm_id, 16) >= 0
     again, new2 = book.on_transition(_tr("raise", 2, 300), pm10())
     assert not new2 and again.alarm_id == ev.alarm_id and again.value == 300
     cleared, _ = book.on_transition(_tr("clear", 3, 100), pm10())
-    assert cleared.state == AlarmState.RESOLVED and not cleared.condition_active and cleared.cleared_ns == 3 * S
+    assert (
+        cleared.state == AlarmState.RESOLVED
+        and not cleared.condition_active
+        and cleared.cleared_ns == 3 * S
+    )
     assert book.active() == []
     # a new raise after resolution is a new alarm
     ev3, new3 = book.on_transition(_tr("raise", 4, 260), pm10())
@@ -49,10 +61,16 @@ def test_clear_keeps_acknowledged_state(book) -> None:
     ev, _ = book.on_transition(_tr("raise", 1, 250), pm10())
     book.apply_action(ev.alarm_id, "acknowledge", "op1", "on it")
     cleared, _ = book.on_transition(_tr("clear", 2, 100), pm10())
-    assert cleared.state == AlarmState.ACKNOWLEDGED and cleared.cleared_ns == 2 * S and not cleared.condition_active
+    assert (
+        cleared.state == AlarmState.ACKNOWLEDGED
+        and cleared.cleared_ns == 2 * S
+        and not cleared.condition_active
+    )
     # still the open alarm for this subject: a re-raise updates it
     ev2, new = book.on_transition(_tr("raise", 3, 260), pm10())
-    assert not new and ev2.alarm_id == ev.alarm_id and ev2.condition_active and ev2.cleared_ns is None
+    assert (
+        not new and ev2.alarm_id == ev.alarm_id and ev2.condition_active and ev2.cleared_ns is None
+    )
 
 
 def test_actions_follow_the_lifecycle_and_persist(book, tmp_path) -> None:
@@ -71,7 +89,14 @@ def test_actions_follow_the_lifecycle_and_persist(book, tmp_path) -> None:
         book.apply_action(ev.alarm_id, "explode", "op2", "")
     with pytest.raises(AlarmActionError):
         book.apply_action("nope", "close", "op2", "")
-    assert [h[2] for h in book.history(ev.alarm_id)] == ["raise", "comment", "shelve", "acknowledge", "resolve", "close"]
+    assert [h[2] for h in book.history(ev.alarm_id)] == [
+        "raise",
+        "comment",
+        "shelve",
+        "acknowledge",
+        "resolve",
+        "close",
+    ]
     # a clear for a closed alarm changes nothing
     assert book.on_transition(_tr("clear", 5, 100), pm10()) is None
 

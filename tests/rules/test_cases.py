@@ -34,7 +34,11 @@ def test_embedded_inbox_files_once_per_key(tmp_path) -> None:
     assert inbox.file(_record("a1")) == a
     b = inbox.file(_record("b2"))
     assert a.status == "filed" and a.case_no != b.case_no
-    assert a.case_no.startswith("CD") and a.case_no.endswith("-000001") and len(a.case_no) == len("CD20261124-000123")
+    assert (
+        a.case_no.startswith("CD")
+        and a.case_no.endswith("-000001")
+        and len(a.case_no) == len("CD20261124-000123")
+    )
     inbox.close()
     again = EmbeddedCaseInbox(tmp_path / "cases.db")  # it is a real database file
     assert again.file(_record("a1")) == a and len(again.cases()) == 2
@@ -103,7 +107,9 @@ def test_every_alarm_becomes_exactly_one_case(tmp_path, case_system) -> None:
         assert new and outbox.enqueue(case_record(ev, pm10()))
         assert not outbox.enqueue(case_record(ev, pm10()))  # the outbox itself dedupes too
         alarms.append(ev.alarm_id)
-    worker = OutboxWorker(outbox, HttpCaseSink(url, timeout_s=0.5), book.set_case, base_s=0.05, max_s=0.2).start()
+    worker = OutboxWorker(
+        outbox, HttpCaseSink(url, timeout_s=0.5), book.set_case, base_s=0.05, max_s=0.2
+    ).start()
     try:
         _wait(lambda: all(book.get(a).case_no for a in alarms))
     finally:
@@ -121,12 +127,20 @@ def test_every_alarm_becomes_exactly_one_case(tmp_path, case_system) -> None:
 def test_undelivered_records_survive_a_restart(tmp_path) -> None:
     outbox = CaseOutbox(tmp_path / "outbox.db")
     outbox.enqueue(_record("k1"))
-    dead = OutboxWorker(outbox, HttpCaseSink("http://127.0.0.1:9", timeout_s=0.2), lambda k, r: None, base_s=0.01)
-    assert dead.deliver_due() == 0 and outbox.stats() == {"pending": 1, "delivered": 0, "failed_attempts": 1}
+    dead = OutboxWorker(
+        outbox, HttpCaseSink("http://127.0.0.1:9", timeout_s=0.2), lambda k, r: None, base_s=0.01
+    )
+    assert dead.deliver_due() == 0 and outbox.stats() == {
+        "pending": 1,
+        "delivered": 0,
+        "failed_attempts": 1,
+    }
     outbox.close()
 
     outbox = CaseOutbox(tmp_path / "outbox.db")
     got = []
-    worker = OutboxWorker(outbox, EmbeddedCaseInbox(tmp_path / "cases.db"), lambda k, r: got.append((k, r)))
+    worker = OutboxWorker(
+        outbox, EmbeddedCaseInbox(tmp_path / "cases.db"), lambda k, r: got.append((k, r))
+    )
     _wait(lambda: outbox.next_due_ns() is not None and outbox.next_due_ns() <= time.time_ns())
     assert worker.deliver_due() == 1 and got[0][0] == "k1"

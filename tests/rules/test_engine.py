@@ -12,7 +12,9 @@ from tests.rules._helpers import DM, LC, S, frame, pm10, theft
 def test_restore_keeps_a_pending_condition() -> None:
     rules = [pm10(15 * 60)]
     eng = RulesEngine(rules)
-    assert eng.process(frame([("D1", DM, 0, "pm10", 250), ("D1", DM, 14 * 60 * S, "pm10", 240)])) == []
+    assert (
+        eng.process(frame([("D1", DM, 0, "pm10", 250), ("D1", DM, 14 * 60 * S, "pm10", 240)])) == []
+    )
     assert eng.stats()["pending"] == 1
     data = eng.snapshot()
 
@@ -28,7 +30,15 @@ def test_restore_keeps_a_pending_condition() -> None:
 
 def test_restore_with_changed_rules_keeps_matching_subjects() -> None:
     eng = RulesEngine([pm10(0), theft(0)])
-    eng.process(frame([("D1", DM, 0, "pm10", 250), ("L1", LC, 0, "circuit1_on", 1), ("L1", LC, 0, "circuit1_current", 0)]))
+    eng.process(
+        frame(
+            [
+                ("D1", DM, 0, "pm10", 250),
+                ("L1", LC, 0, "circuit1_on", 1),
+                ("L1", LC, 0, "circuit1_current", 0),
+            ]
+        )
+    )
     assert eng.stats()["active"] == 2
     other = RulesEngine([theft(0)])  # pm10 rule removed
     other.restore(eng.snapshot())
@@ -61,7 +71,12 @@ def test_many_transitions_in_one_batch_grow_the_output() -> None:
 def test_default_rules_load_and_cover_every_domain() -> None:
     rules = load_default_rules()
     ids = {r.id for r in rules}
-    assert {"lighting.door_open", "lighting.cable_theft", "dust.pm10_stop_work", "vehicle.overspeed"} <= ids
+    assert {
+        "lighting.door_open",
+        "lighting.cable_theft",
+        "dust.pm10_stop_work",
+        "vehicle.overspeed",
+    } <= ids
     assert {r.domain for r in rules} == {"lighting", "dust", "vehicle"}
     theft_rule = next(r for r in rules if r.id == "lighting.cable_theft")
     assert theft_rule.guard is not None and theft_rule.severity == "critical" and theft_rule.message

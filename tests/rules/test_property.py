@@ -25,11 +25,20 @@ RULES = [
 
 DEVICES = [("L1", LC), ("L2", LC), ("D1", DM)]
 FIELDS = {
-    LC: ["circuit1_current", "circuit2_current", "circuit1_on", "circuit2_on", "door_open", "voltage"],
+    LC: [
+        "circuit1_current",
+        "circuit2_current",
+        "circuit1_on",
+        "circuit2_on",
+        "door_open",
+        "voltage",
+    ],
     DM: ["pm10", "power", "noise"],
 }
 VALUES = st.one_of(
-    st.sampled_from([0.0, 0.1, 0.3, 0.4, 0.5, 0.6, 1.0, 1.1, 1.3, 149.0, 150.0, 160.0, 200.0, 201.0, 300.0]),
+    st.sampled_from(
+        [0.0, 0.1, 0.3, 0.4, 0.5, 0.6, 1.0, 1.1, 1.3, 149.0, 150.0, 160.0, 200.0, 201.0, 300.0]
+    ),
     st.just(math.nan),
     st.floats(-10, 400, allow_nan=False),
 )

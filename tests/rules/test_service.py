@@ -30,7 +30,9 @@ class _Watcher:
     def __init__(self, broker):
         self.q: queue.Queue = queue.Queue()
         self.client = make_client(broker, "test-watch")
-        self.client.on_connect = lambda c, u, f, rc, p=None: c.subscribe(topics.alarm_filter(), qos=1)
+        self.client.on_connect = lambda c, u, f, rc, p=None: c.subscribe(
+            topics.alarm_filter(), qos=1
+        )
         self.client.on_message = lambda c, u, m: self.q.put((m.topic, m.payload, m.retain))
         self.client.connect(broker.host, broker.port)
         self.client.loop_start()
@@ -61,18 +63,45 @@ def test_service_publishes_alarms_and_takes_actions(tmp_path, mqtt_broker) -> No
         task = asyncio.create_task(svc.run(stop))
         svc.on_batch(frame([("LC-1", LC, S, "door_open", 1.0), ("LC-1", LC, S, "circuit1_on", 1.0),
                             ("LC-1", LC, S, "circuit1_current", 0.0)]))  # fmt: skip
-        _, payload, _ = await watcher.next(lambda m: m[1] and AlarmEvent.decode(m[1]).case_no is not None)
+        _, payload, _ = await watcher.next(
+            lambda m: m[1] and AlarmEvent.decode(m[1]).case_no is not None
+        )
         ev = AlarmEvent.decode(payload)
-        assert (ev.rule_id, ev.device_id, ev.lat, ev.case_status) == ("lighting.door_open", "LC-1", 30.6, "filed")
+        assert (ev.rule_id, ev.device_id, ev.lat, ev.case_status) == (
+            "lighting.door_open",
+            "LC-1",
+            30.6,
+            "filed",
+        )
         assert ev.case_no.startswith("CD")
 
         pub = make_client(mqtt_broker, "test-op")
         pub.connect(mqtt_broker.host, mqtt_broker.port)
         pub.loop_start()
-        send = lambda doc: pub.publish(topics.alarm_action(), json.dumps(doc), qos=1).wait_for_publish(5)  # noqa: E731
-        send({"alarm_id": ev.alarm_id, "action": "close", "user": "guest", "role": "viewer", "text": ""})
-        send({"alarm_id": ev.alarm_id, "action": "close", "user": "op", "role": "operator", "text": "ok"})
-        topic, payload, _ = await watcher.next(lambda m: m[0] == topics.alarm(ev.alarm_id) and m[1] == b"")
+        send = lambda doc: pub.publish(
+            topics.alarm_action(), json.dumps(doc), qos=1
+        ).wait_for_publish(5)  # noqa: E731
+        send(
+            {
+                "alarm_id": ev.alarm_id,
+                "action": "close",
+                "user": "guest",
+                "role": "viewer",
+                "text": "",
+            }
+        )
+        send(
+            {
+                "alarm_id": ev.alarm_id,
+                "action": "close",
+                "user": "op",
+                "role": "operator",
+                "text": "ok",
+            }
+        )
+        topic, payload, _ = await watcher.next(
+            lambda m: m[0] == topics.alarm(ev.alarm_id) and m[1] == b""
+        )
         pub.disconnect()
         pub.loop_stop()
         assert svc.metrics()["actions_rejected"] == 1 and svc.metrics()["actions"] == 1

@@ -1,4 +1,5 @@
-"""Astronomical clock: sunrise and sunset for a place and day, and the switching rule.
+"""Astronomical clock (shared by the simulators and the lighting rules): sunrise and sunset
+for a place and day, and the switching rule.
 
 Uses the NOAA solar equations (fractional-year series for the equation of time and the
 declination, zenith 90.833° for refraction and the solar disc), iterated once so the

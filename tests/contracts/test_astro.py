@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from hardware.sim.astro import CST, lights_on, sun_times, switch_times
+from contracts.astro import CST, lights_on, sun_times, switch_times
 
 CHENGDU = (30.66, 104.06)
 
