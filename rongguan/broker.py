@@ -18,9 +18,18 @@ def mosquitto_path() -> str | None:
     )
 
 
-def start_broker_process(port: int, workdir: Path, log) -> tuple[subprocess.Popen, str]:
-    """Start a broker on loopback ``port``; returns the process and which broker it is."""
-    binary = mosquitto_path()
+def start_broker_process(
+    port: int, workdir: Path, log, which: str = "auto"
+) -> tuple[subprocess.Popen, str]:
+    """Start a broker on loopback ``port``; returns the process and which broker it is.
+
+    ``which``: "mosquitto", "embedded", or "auto" (Mosquitto when installed).
+    """
+    binary = mosquitto_path() if which != "embedded" else None
+    if which == "mosquitto" and binary is None:
+        raise RuntimeError(
+            "Mosquitto is not installed (apt-get install mosquitto), use --broker embedded"
+        )
     if binary:
         conf = workdir / "mosquitto.conf"
         conf.write_text(

@@ -26,6 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--seed", type=int, default=1, help="seed of the simulated city")
     d.add_argument("--mqtt-url", help="use this broker instead of starting one (mqtt://HOST:PORT)")
+    d.add_argument(
+        "--broker",
+        choices=["auto", "mosquitto", "embedded"],
+        default="auto",
+        help="which broker to start: Mosquitto if installed (auto), or the embedded one",
+    )
     d.add_argument("--influx-url", help="also write telemetry to this InfluxDB (v2 write API)")
     d.add_argument("--influx-token", default="", help="InfluxDB API token")
     d.add_argument("--influx-org", default="rongguan", help="InfluxDB organisation")
@@ -74,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="run a benchmark; the last output line is one JSON object")
     b.add_argument("name", help="benchmark name (see `rongguan bench list`)")
 
+    from rongguan.lighting import add_parser as add_lighting
+
+    add_lighting(sub)
+
     br = sub.add_parser(
         "broker", help="an embedded MQTT broker (amqtt) for machines without Mosquitto"
     )
@@ -93,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         from rongguan.bench import run_bench
 
         return run_bench(args.name)
+    if args.command == "lighting":
+        from rongguan.lighting import run as run_lighting
+
+        return run_lighting(args)
     if args.command == "demo":
         from rongguan.demo import run_demo
 

@@ -152,7 +152,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
             port = 1883 if _port_free(1883) else _free_port()
             log = open(var_dir / "broker.log", "ab")
-            proc, kind = start_broker_process(port, var_dir, log)
+            proc, kind = start_broker_process(port, var_dir, log, args.broker)
             children.procs.append(("broker", proc))
             _wait_port(port, proc, "broker")
             mqtt_url = f"mqtt://127.0.0.1:{port}"

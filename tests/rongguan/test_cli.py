@@ -19,6 +19,7 @@ COMMANDS = [
     "check-config",
     "bench",
     "broker",
+    "lighting",
 ]
 
 
