@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from contracts.config import BrokerConfig
 
 __all__ = ["make_client"]
+
+log = logging.getLogger("rongguan.mqtt")
+_FAIL_LOG_EVERY_S = 30.0
 
 
 def make_client(
@@ -38,4 +44,24 @@ def make_client(
     if will is not None:
         client.will_set(will[0], will[1], qos=1, retain=True)
     client.reconnect_delay_set(min_delay=1, max_delay=15)
+    client.on_connect_fail = _connect_fail_logger(broker.url, client_id)
     return client
+
+
+def _connect_fail_logger(url: str, client_id: str) -> Any:
+    """An on_connect_fail callback: say the broker is unreachable, then at most every 30 s."""
+    state = {"last": 0.0, "count": 0}
+
+    def on_connect_fail(client: mqtt.Client, userdata: Any) -> None:
+        state["count"] += 1
+        now = time.monotonic()
+        if now - state["last"] >= _FAIL_LOG_EVERY_S:
+            state["last"] = now
+            log.warning(
+                "%s: cannot connect to the MQTT broker %s (%d attempt(s)); retrying",
+                client_id,
+                url,
+                state["count"],
+            )
+
+    return on_connect_fail
