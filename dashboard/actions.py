@@ -1,4 +1,4 @@
-"""The handlers that act: switch a circuit, acknowledge an alarm.
+"""The handlers that act: switch a circuit; acknowledge, comment, assign, shelve, resolve an alarm.
 
 Each checks the session's role itself (a hidden button is no protection against a request
 sent by hand), writes one audit line to the ``rongguan.audit`` logger whatever the outcome,
@@ -14,12 +14,17 @@ from dataclasses import dataclass
 
 from contracts import topics
 from contracts.commands import Command, CommandAction
-from dashboard.auth import Identity, allowed
+from dashboard.auth import ALARM_ACTIONS, Identity, allowed, may_act_on_alarm
 from dashboard.livestore import LiveStore
 
-__all__ = ["ActionResult", "Actions", "Publish"]
+__all__ = ["ActionResult", "Actions", "Publish", "ASSIGN_WIRE_ACTION", "ASSIGN_PREFIX"]
 
 audit = logging.getLogger("rongguan.audit")
+
+#: rules.alarms has no "assign" action yet: an assignment travels as a comment so that it
+#: lands in the alarm's log today. Switch to "assign" once the rules service accepts it.
+ASSIGN_WIRE_ACTION = "comment"
+ASSIGN_PREFIX = "assign:"
 
 #: ``publish(topic, payload)`` at QoS 1; raises on failure (LiveFeed.publish fits).
 Publish = Callable[..., None]
@@ -89,30 +94,46 @@ class Actions:
 
     def acknowledge_alarm(self, who: Identity, alarm_id: str, text: str = "") -> ActionResult:
         """Ask the rules service to acknowledge an alarm, if ``who`` may."""
-        if not allowed(who.role, "acknowledge_alarm"):
-            audit.warning(
-                "REFUSED acknowledge %s by %s (%s): role may not acknowledge",
-                alarm_id,
-                who.user,
-                who.role,
-            )
+        return self.alarm_action(who, alarm_id, "acknowledge", text)
+
+    def alarm_action(
+        self, who: Identity, alarm_id: str, action: str, text: str = ""
+    ) -> ActionResult:
+        """Publish an operator action on an alarm for the rules service, if ``who`` may.
+
+        ``assign`` is sent as a ``comment`` whose text names the assignee: the rules
+        service's alarm book has no assign transition (see ASSIGN_WIRE_ACTION).
+        """
+        text = (text or "").strip()
+        what = f"{action} {alarm_id}"
+        alarm = next(iter(self.store.alarms({alarm_id})), None)
+        if action not in ALARM_ACTIONS:
+            audit.warning("REFUSED %s by %s (%s): unknown action", what, who.user, who.role)
             return ActionResult(False, "refused_role")
-        if not self.store.has_alarm(alarm_id):
+        if alarm is None:
+            # Role first when the alarm is unknown too: a viewer learns nothing either way.
+            refused = not allowed(who.role, f"{action}_alarm")
+            audit.warning("REFUSED %s by %s (%s): %s", what, who.user, who.role,
+                          "role may not act" if refused else "unknown alarm")  # fmt: skip
+            return ActionResult(False, "refused_role" if refused else "unknown_alarm")
+        if not may_act_on_alarm(who.role, action, alarm.domain):
             audit.warning(
-                "REFUSED acknowledge %s by %s (%s): unknown alarm", alarm_id, who.user, who.role
-            )
-            return ActionResult(False, "unknown_alarm")
-        doc = {
-            "alarm_id": alarm_id,
-            "action": "acknowledge",
-            "user": who.user,
-            "role": who.role,
-            "text": text,
-        }
+                "REFUSED %s by %s (%s): role may not act on %s alarms",
+                what, who.user, who.role, alarm.domain,
+            )  # fmt: skip
+            return ActionResult(False, "refused_role")
+        if action in ("comment", "assign") and not text:
+            audit.warning("REFUSED %s by %s (%s): no text", what, who.user, who.role)
+            return ActionResult(False, "text_required")
+        wire_action, wire_text = action, text
+        if action == "assign":
+            wire_action, wire_text = ASSIGN_WIRE_ACTION, f"{ASSIGN_PREFIX}{text}"
+        doc = {"alarm_id": alarm_id, "action": wire_action, "user": who.user, "role": who.role,
+               "text": wire_text}  # fmt: skip
         try:
             self.publish(topics.alarm_action(), json.dumps(doc, ensure_ascii=False).encode(), qos=1)
         except Exception as exc:  # noqa: BLE001 - reported to the user and audited
-            audit.error("FAILED acknowledge %s by %s (%s): %s", alarm_id, who.user, who.role, exc)
+            audit.error("FAILED %s by %s (%s): %s", what, who.user, who.role, exc)
             return ActionResult(False, "publish_failed")
-        audit.info("SENT acknowledge %s by %s (%s) text %r", alarm_id, who.user, who.role, text)
-        return ActionResult(True, "ack_sent")
+        audit.info("SENT %s by %s (%s) text %r", what, who.user, who.role, text)
+        return ActionResult(True, "ack_sent" if action == "acknowledge" else "action_sent")

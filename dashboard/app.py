@@ -1,4 +1,4 @@
-"""The dashboard server: composes the pages (wall "/", "/lighting", "/alarms") around one
+"""The dashboard server: composes the pages (wall "/", "/lighting", "/alarms", "/fleet") around one
 live store and one MQTT feed per process, with logins and roles (see dashboard.auth).
 
 ``python -m dashboard.app CONFIG.yaml`` runs it alone (the ``rongguan dashboard`` command
@@ -14,6 +14,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import panel as pn
@@ -22,10 +23,13 @@ from contracts.config import DeploymentConfig, load_config
 from dashboard.actions import Actions
 from dashboard.auth import Identity, identity_of, server_auth_kwargs
 from dashboard.feed import LiveFeed
+from dashboard.history import History
 from dashboard.i18n import session_language, tr
 from dashboard.kpi import KpiCache
 from dashboard.livestore import LiveStore, devices_from_config
+from dashboard.views._live import set_display_tz
 from dashboard.views.alarms import AlarmsView
+from dashboard.views.fleet import FleetView, default_day_of
 from dashboard.views.lighting import LightingView
 from dashboard.views.style import PAGE_CSS
 from dashboard.views.style import html as html_pane
@@ -35,30 +39,49 @@ __all__ = ["Dashboard", "serve", "main"]
 
 log = logging.getLogger("rongguan.dashboard")
 
-pn.extension("tabulator", raw_css=[PAGE_CSS], theme="dark", notifications=False)
+_STATIC = Path(__file__).with_name("static")
+#: kiosk.js: reload after a lost connection, ?rotate=N view rotation (served by us, offline)
+pn.extension("tabulator", raw_css=[PAGE_CSS], theme="dark", notifications=False,
+             js_files={"rg_kiosk": "rg-static/kiosk.js"})  # fmt: skip
+#: how soon a closed screen's session (and its periodic callback) is released
+SESSION_CHECK_MS = 2_000
 
 
 class Dashboard:
     """The process-wide parts (store, feed, actions) and the page factories for sessions."""
 
     def __init__(
-        self, cfg: DeploymentConfig, store: LiveStore, actions: Actions, auth: bool
+        self,
+        cfg: DeploymentConfig,
+        store: LiveStore,
+        actions: Actions,
+        auth: bool,
+        *,
+        redraw_all: bool = False,
     ) -> None:
         self.cfg = cfg
         self.store = store
         self.actions = actions
         self.auth = auth
+        self.redraw_all = redraw_all  # benchmark baseline: wall redraws whole layers
         self.kpis = KpiCache(store)
+        self.history = History(cfg)
+        set_display_tz(cfg.tz)
 
     def pages(self) -> dict[str, Callable[[], Any]]:
         """Route → page factory, as pn.serve takes them."""
-        return {"/": lambda: self.page("wall"), "lighting": lambda: self.page("lighting"),
-                "alarms": lambda: self.page("alarms")}  # fmt: skip
+        return {name if name != "wall" else "/": (lambda n=name: self.page(n))
+                for name in ("wall", "lighting", "alarms", "fleet")}  # fmt: skip
 
     def _nav(self, who: Identity, lang: str) -> pn.pane.HTML:
         links = " ".join(
             f'<a href="{href}?lang={lang}">{tr(key, lang)}</a>'
-            for href, key in (("./", "wall"), ("lighting", "lighting"), ("alarms", "alarms"))
+            for href, key in (
+                ("./", "wall"),
+                ("lighting", "lighting"),
+                ("alarms", "alarms"),
+                ("fleet", "fleet"),
+            )  # fmt: skip
         )
         other = "en" if lang == "zh" else "zh"
         account = ""
@@ -80,12 +103,16 @@ class Dashboard:
             return html_pane(f'<div class="rg-h2"><a href="login">{tr("login", lang)}</a></div>')
         if name == "wall":
             view: Any = WallView(
-                self.store, self.kpis, self.cfg.dashboard.basemap, lang, self.cfg.dashboard.title
-            )
+                self.store, self.kpis, self.cfg.dashboard.basemap, lang,
+                self.cfg.dashboard.title, redraw_all=self.redraw_all,
+            )  # fmt: skip
         elif name == "lighting":
             view = LightingView(self.store, self.actions, who, lang)
+        elif name == "fleet":
+            view = FleetView(self.store, who, lang, self.cfg.dashboard.basemap, self.history,
+                             default_day_of(self.cfg))  # fmt: skip
         else:
-            view = AlarmsView(self.store, self.actions, who, lang)
+            view = AlarmsView(self.store, self.actions, who, lang, self.history)
         view.start()
         nav = self._nav(who, lang)
         if name == "wall":
@@ -107,17 +134,31 @@ def _origins(host: str, port: int) -> list[str]:
     return sorted(f"{n}:{port}" for n in names if n and n not in ("0.0.0.0", "::"))
 
 
-def serve(cfg: DeploymentConfig, *, stop: threading.Event | None = None) -> None:
-    """Run the dashboard until SIGINT/SIGTERM or until ``stop`` is set (blocking)."""
-    store = LiveStore(devices_from_config(cfg))
+def serve(
+    cfg: DeploymentConfig,
+    *,
+    stop: threading.Event | None = None,
+    redraw_all: bool = False,
+    store: LiveStore | None = None,
+) -> None:
+    """Run the dashboard until SIGINT/SIGTERM or until ``stop`` is set (blocking).
+
+    ``store`` lets a benchmark feed the process's live store directly; ``redraw_all`` makes
+    wall screens redraw whole marker layers each second (the benchmark's baseline).
+    """
+    store = store if store is not None else LiveStore(devices_from_config(cfg))
     feed = LiveFeed(cfg.broker, store)
     feed.start()
     auth = server_auth_kwargs(cfg)
-    app = Dashboard(cfg, store, Actions(store, feed.publish), bool(auth))
+    app = Dashboard(cfg, store, Actions(store, feed.publish), bool(auth), redraw_all=redraw_all)
     server = pn.serve(
         app.pages(), port=cfg.dashboard.port, address=cfg.dashboard.host, show=False,
         threaded=False, start=False, title=cfg.dashboard.title,
-        websocket_origin=_origins(cfg.dashboard.host, cfg.dashboard.port), **auth,
+        websocket_origin=_origins(cfg.dashboard.host, cfg.dashboard.port),
+        static_dirs={"rg-static": str(_STATIC)},
+        check_unused_sessions_milliseconds=SESSION_CHECK_MS,
+        unused_session_lifetime_milliseconds=SESSION_CHECK_MS,
+        **auth,
     )  # fmt: skip
     loop = server.io_loop
 
@@ -138,6 +179,7 @@ def serve(cfg: DeploymentConfig, *, stop: threading.Event | None = None) -> None
     finally:
         server.stop()
         feed.stop()
+        app.history.close()
         log.info("dashboard stopped; feed counters %s", store.stats())
 
 

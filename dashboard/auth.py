@@ -24,8 +24,11 @@ from contracts.config import DeploymentConfig
 __all__ = [
     "GUEST",
     "PERMISSIONS",
+    "ALARM_ACTIONS",
+    "ALARM_DOMAINS",
     "Identity",
     "allowed",
+    "may_act_on_alarm",
     "identity_of",
     "cookie_secret",
     "server_auth_kwargs",
@@ -34,9 +37,20 @@ __all__ = [
 GUEST = "guest"  # the name Panel gives an unauthenticated visitor when guests are allowed
 
 #: Who may do what: checked in the handler that acts (dashboard.actions), not by hiding buttons.
+#: Alarm domains each role may act on; the same table as rules.service.ACTION_ROLES (the
+#: rules service checks again where the action lands; a test keeps the two equal).
+ALARM_DOMAINS: dict[str, frozenset[str]] = {
+    "admin": frozenset({"lighting", "dust", "vehicle"}),
+    "operator": frozenset({"lighting", "dust", "vehicle"}),
+    "lighting_engineer": frozenset({"lighting"}),
+    "sanitation_supervisor": frozenset({"vehicle", "dust"}),
+}
+ALARM_ACTIONS = ("acknowledge", "comment", "assign", "shelve", "resolve")
+
 PERMISSIONS: dict[str, frozenset[str]] = {
     "switch_circuit": frozenset({"lighting_engineer", "admin"}),
-    "acknowledge_alarm": frozenset({"operator", "admin"}),
+    **{f"{a}_alarm": frozenset(ALARM_DOMAINS) for a in ALARM_ACTIONS},
+    "fleet_control": frozenset({"sanitation_supervisor", "operator", "admin"}),
 }
 
 _TEMPLATES = Path(__file__).with_name("templates")
@@ -59,6 +73,11 @@ class Identity:
 def allowed(role: str, action: str) -> bool:
     """True when ``role`` may perform ``action`` (unknown actions are refused)."""
     return role in PERMISSIONS.get(action, frozenset())
+
+
+def may_act_on_alarm(role: str, action: str, domain: str) -> bool:
+    """True when ``role`` may apply ``action`` to an alarm of ``domain``."""
+    return allowed(role, f"{action}_alarm") and domain in ALARM_DOMAINS.get(role, frozenset())
 
 
 def identity_of(cfg: DeploymentConfig, user: str | None) -> Identity | None:

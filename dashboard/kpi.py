@@ -20,11 +20,16 @@ __all__ = [
     "LAMP_ON_MIN_CURRENT_A",
     "PM10_WARN",
     "STALE_S",
+    "LAYER_STALE_S",
+    "ROAD_TARGETS",
 ]
 
 LAMP_ON_MIN_CURRENT_A = 0.5  # a circuit commanded on that draws less is counted dark
 PM10_WARN = 150.0  # µg/m³, the city's hourly site warning (GB 3095 24-h grade II is 150 too)
 STALE_S = 300.0  # a device silent this long is not counted online / on duty
+LAYER_STALE_S = 120.0  # a whole layer with no telemetry this long gets a staleness badge
+#: lamp-on rate targets by road class (the city's lighting assessment)
+ROAD_TARGETS: dict[str, float] = {"main": 0.98, "secondary": 0.96}
 _CIRCUIT = re.compile(r"^circuit(\d+)_on$")
 
 
@@ -34,6 +39,8 @@ class Kpis:
 
     online: dict[str, tuple[int, int]] = field(default_factory=dict)  # kind -> (online, total)
     lamp_on_rate: float | None = None  # share of circuits on that really draw current
+    lamp_by_road: dict[str, float | None] = field(default_factory=dict)  # road class -> rate
+    newest_ns: dict[str, int] = field(default_factory=dict)  # kind -> newest telemetry ts
     circuits_on: int = 0
     dust_exceedances: int = 0
     trucks_on_duty: int = 0
@@ -59,16 +66,25 @@ def compute_kpis(devices: list[DeviceInfo], alarms: list[AlarmEvent], now_ns: in
     online: Counter[str] = Counter()
     total: Counter[str] = Counter()
     lit = 0
+    road_on: Counter[str] = Counter()
+    road_lit: Counter[str] = Counter()
+    newest: dict[str, int] = {}
     for dev in devices:
         total[dev.kind] += 1
+        if dev.last_ns > newest.get(dev.kind, 0):
+            newest[dev.kind] = dev.last_ns
         up = is_online(dev, now_ns)
         online[dev.kind] += up
         if dev.kind == "lighting_cabinet":
+            road = dev.attrs.get("road_class", "")
             for n in circuits_of(dev):
                 if dev.values.get(f"circuit{n}_on"):
                     k.circuits_on += 1
                     cur = dev.values.get(f"circuit{n}_current")
-                    lit += cur is not None and cur > LAMP_ON_MIN_CURRENT_A
+                    ok = cur is not None and cur > LAMP_ON_MIN_CURRENT_A
+                    lit += ok
+                    road_on[road] += 1
+                    road_lit[road] += ok
         elif dev.kind == "dust_monitor":
             pm10 = dev.values.get("pm10")
             k.dust_exceedances += pm10 is not None and pm10 > PM10_WARN
@@ -77,6 +93,8 @@ def compute_kpis(devices: list[DeviceInfo], alarms: list[AlarmEvent], now_ns: in
             k.trucks_on_duty += up and dev.last_ns > 0
     k.online = {kind: (online[kind], total[kind]) for kind in sorted(total)}
     k.lamp_on_rate = lit / k.circuits_on if k.circuits_on else None
+    k.lamp_by_road = {r: (road_lit[r] / road_on[r] if road_on[r] else None) for r in ROAD_TARGETS}
+    k.newest_ns = newest
     sev = Counter(a.severity.value for a in alarms if a.state in ACTIVE_STATES)
     k.alarms = {s.value: sev.get(s.value, 0) for s in Severity}
     return k

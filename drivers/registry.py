@@ -8,24 +8,27 @@ from typing import Any
 from contracts.commands import CommandAction
 from contracts.config import BrokerConfig, DeviceConfig
 from drivers.base import BadConfig, Driver, switch_params
+from drivers.listener import ListenerPool
 from hardware.profiles import load_profile
 
 __all__ = ["create_driver", "protocols", "check_command"]
 
+_Pool = ListenerPool | None
 
-def _opcua(device: DeviceConfig, broker: BrokerConfig | None) -> Driver:
+
+def _opcua(device: DeviceConfig, broker: BrokerConfig | None, _p: _Pool) -> Driver:
     from drivers.opcua import OpcUaDriver
 
     return OpcUaDriver(device)
 
 
-def _modbus(device: DeviceConfig, broker: BrokerConfig | None) -> Driver:
+def _modbus(device: DeviceConfig, broker: BrokerConfig | None, _p: _Pool) -> Driver:
     from drivers.modbus import ModbusDriver
 
     return ModbusDriver(device)
 
 
-def _mqtt_tracker(device: DeviceConfig, broker: BrokerConfig | None) -> Driver:
+def _mqtt_tracker(device: DeviceConfig, broker: BrokerConfig | None, _p: _Pool) -> Driver:
     from drivers.mqtt_tracker import MqttTrackerDriver
 
     if broker is None:
@@ -33,11 +36,25 @@ def _mqtt_tracker(device: DeviceConfig, broker: BrokerConfig | None) -> Driver:
     return MqttTrackerDriver(device, broker)
 
 
+def _hj212(device: DeviceConfig, broker: BrokerConfig | None, pool: _Pool) -> Driver:
+    from drivers.hj212 import Hj212Driver
+
+    return Hj212Driver(device, pool)
+
+
+def _jt808(device: DeviceConfig, broker: BrokerConfig | None, pool: _Pool) -> Driver:
+    from drivers.jt808 import Jt808Driver
+
+    return Jt808Driver(device, pool)
+
+
 # Imports stay lazy so an agent without OPC-UA devices never loads asyncua.
-_FACTORIES: dict[str, Callable[[DeviceConfig, BrokerConfig | None], Driver]] = {
+_FACTORIES: dict[str, Callable[[DeviceConfig, BrokerConfig | None, _Pool], Driver]] = {
     "opcua": _opcua,
     "modbus": _modbus,
     "mqtt_tracker": _mqtt_tracker,
+    "hj212": _hj212,
+    "jt808": _jt808,
 }
 
 
@@ -46,14 +63,23 @@ def protocols() -> list[str]:
     return sorted(_FACTORIES)
 
 
-def create_driver(device: DeviceConfig, *, broker: BrokerConfig | None = None) -> Driver:
-    """A new, unconnected driver for the device; BadConfig for an unknown protocol/profile."""
+def create_driver(
+    device: DeviceConfig,
+    *,
+    broker: BrokerConfig | None = None,
+    listeners: ListenerPool | None = None,
+) -> Driver:
+    """A new, unconnected driver for the device; BadConfig for an unknown protocol/profile.
+
+    Pushing devices (HJ 212, JT/T 808) attach to a listener of ``listeners`` (the agent's
+    pool; the process-wide default pool when None).
+    """
     factory = _FACTORIES.get(device.protocol)
     if factory is None:
         raise BadConfig(
             f"{device.id}: no driver for protocol {device.protocol!r}; known: {protocols()}"
         )
-    return factory(device, broker)
+    return factory(device, broker, listeners)
 
 
 def check_command(

@@ -12,6 +12,7 @@ from contracts import topics
 from contracts.commands import CommandAck
 from contracts.config import DeploymentConfig
 from drivers import BadConfig, create_driver
+from drivers.listener import ListenerPool
 from edge_agent.buffer import DiskBuffer
 from edge_agent.commands import CommandExecutor
 from edge_agent.link import MqttLink
@@ -35,6 +36,7 @@ class EdgeAgent:
         self._outbox: Outbox | None = None
         self._link: MqttLink | None = None
         self._commands: CommandExecutor | None = None
+        self.listeners = ListenerPool()  # shared TCP listeners of pushing devices
 
     def metrics(self) -> dict[str, Any]:
         """Counters of the whole agent: outbox, link, commands, and per device."""
@@ -49,6 +51,8 @@ class EdgeAgent:
             )
         if self._commands is not None:
             out.update({f"commands_{k}": v for k, v in self._commands.counters.items()})
+        if self.listeners.listeners:
+            out["listeners"] = self.listeners.stats()
         devs = {d: s.stats() for d, s in self.supervisors.items()}
         out["devices"] = devs
         out["devices_online"] = sum(1 for s in devs.values() if s["state"] == "online")
@@ -81,7 +85,7 @@ class EdgeAgent:
         for dev in self.agent.devices:
             driver, error = None, ""
             try:
-                driver = create_driver(dev, broker=self.cfg.broker)
+                driver = create_driver(dev, broker=self.cfg.broker, listeners=self.listeners)
             except BadConfig as exc:
                 error = str(exc)
                 log.error("device %s not polled: %s", dev.id, exc)
@@ -104,6 +108,7 @@ class EdgeAgent:
         self._build()
         assert self._link and self._outbox and self._commands
         self._link.start()
+        await self.listeners.start()  # before the first poll, so pushing devices can connect
         tasks = [asyncio.create_task(self._outbox.run(stop), name="outbox")]
         tasks += [
             asyncio.create_task(s.run(stop), name=f"poll-{d}") for d, s in self.supervisors.items()
@@ -120,6 +125,7 @@ class EdgeAgent:
             for t in done:
                 if not t.cancelled() and t.exception() is not None:
                     log.error("task %s failed: %r", t.get_name(), t.exception())
+            await self.listeners.stop()
             await self._outbox.drain(2.0)
             await self._link.stop()
             for s in self.supervisors.values():

@@ -35,6 +35,9 @@ SIZES: dict[str, tuple[int, int, int, dict[str, int]]] = {
         {"construction_waste": 12000, "sanitation": 1500, "kitchen_waste": 300},
     ),
 }
+# Devices that push to the agent's listeners: (HJ 212 monitors, JT/T 808 trucks); every
+# third JT/T 808 terminal speaks the 2019 header. ``tiny`` gets them only when asked.
+PUSH_SIZES: dict[str, tuple[int, int]] = {"tiny": (2, 3), "district": (4, 6), "city": (600, 3000)}
 _DUST_PROFILES = ("modbus_dust_monitor", "modbus_dust_monitor_cdab_mg")
 _PLATE_CHARS = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no I or O on Chinese plates
 
@@ -67,6 +70,7 @@ class DustMonitor:
     lat: float
     lon: float
     profile: str
+    mn: str = ""  # HJ 212 monitoring-point number (24 characters) for pushing monitors
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,8 @@ class Vehicle:
     depot_lat: float
     depot_lon: float
     profile: str
+    phone: str = ""  # JT/T 808 terminal phone number (SIM), for JT/T 808 terminals
+    jt808_version: int | None = None  # None: 2013 header; 1: 2019 header
 
 
 @dataclass(frozen=True)
@@ -110,8 +116,14 @@ class Inventory:
         raise KeyError(f"no device {device_id!r} in the {self.size} inventory")
 
 
-def build_inventory(size: str = "tiny", seed: int = 1) -> Inventory:
-    """Build the inventory of a given size, deterministically from ``seed``."""
+def build_inventory(
+    size: str = "tiny", seed: int = 1, push_devices: bool | None = None
+) -> Inventory:
+    """Build the inventory of a given size, deterministically from ``seed``.
+
+    ``push_devices`` adds HJ 212 monitors and JT/T 808 trucks (new ids, from 1001 or the
+    next power of ten past the size's own ids); default: yes for district and city.
+    """
     if size not in SIZES:
         raise ValueError(f"unknown inventory size {size!r}; known: {', '.join(SIZES)}")
     n_opc, n_mb, n_dust, fleets = SIZES[size]
@@ -124,7 +136,48 @@ def build_inventory(size: str = "tiny", seed: int = 1) -> Inventory:
     for fleet, count in fleets.items():
         for _ in range(count):
             vehicles.append(_vehicle(rng, len(vehicles) + 1, fleet, plates))
+    if push_devices if push_devices is not None else size != "tiny":
+        # Their own random stream, so the other devices stay exactly as they were.
+        _add_push(random.Random(f"rongguan-{size}-{seed}-push"), size, dust, vehicles, plates)
     return Inventory(size, seed, cabinets, dust, vehicles)
+
+
+def _base(n: int) -> int:
+    base = 1000
+    while base <= n:
+        base *= 10
+    return base
+
+
+def _add_push(
+    rng: random.Random,
+    size: str,
+    dust: list[DustMonitor],
+    vehicles: list[Vehicle],
+    plates: set[str],
+) -> None:
+    n_hj, n_jt = PUSH_SIZES[size]
+    base = _base(len(dust))
+    for i in range(1, n_hj + 1):
+        d = _dust(rng, base + i, "hj212_dust_monitor")
+        code = DISTRICT_CODES.get(d.district, "510100")
+        mn = f"{code}HJ212{base + i:013d}"  # 6 + 5 + 13 = 24 characters
+        dust.append(DustMonitor(**{**d.__dict__, "mn": mn}))
+    base, fleets = _base(len(vehicles)), ("construction_waste", "kitchen_waste", "sanitation")
+    for i in range(1, n_jt + 1):
+        v = _vehicle(rng, base + i, fleets[(i - 1) % 3] if i <= 3 else "construction_waste", plates)
+        phone = f"01{rng.choice((39, 58, 86))}{base + i:08d}"  # 12 digits: the 2013 BCD[6]
+        version = 1 if i % 3 == 0 else None
+        vehicles.append(
+            Vehicle(
+                **{
+                    **v.__dict__,
+                    "profile": "jt808_tracker",
+                    "phone": phone,
+                    "jt808_version": version,
+                }
+            )
+        )
 
 
 def _on_road(rng: random.Random, road: Road) -> tuple[float, float]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import polars as pl
 
-from contracts.telemetry import COLUMNS, TelemetryBatch
+from contracts.telemetry import COLUMNS, WIRE_VERSION, BatchError, TelemetryBatch
 
-__all__ = ["SCHEMA", "batch_to_frame", "empty_frame"]
+__all__ = ["SCHEMA", "batch_to_frame", "decode_frame", "empty_frame"]
 
 #: Column dtypes of a telemetry frame, in :data:`contracts.telemetry.COLUMNS` order.
 SCHEMA: dict[str, pl.DataType] = dict(
@@ -23,3 +25,56 @@ def batch_to_frame(batch: TelemetryBatch) -> pl.DataFrame:
     """The batch's columns as a telemetry frame (``None`` values become nulls)."""
     # strict=False lets Python ints that arrived in the float column widen to Float64.
     return pl.DataFrame(batch.columns(), schema=SCHEMA, strict=False)
+
+
+def decode_frame(payload: bytes) -> pl.DataFrame:
+    """An agent batch (wire format of :mod:`contracts.telemetry`) straight into a frame.
+
+    Same acceptance as ``TelemetryBatch.decode`` but without building per-row Python
+    objects: the dictionary columns are gathered by polars. Raises :class:`BatchError`.
+    """
+    try:
+        doc = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BatchError(f"not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BatchError("batch is not a JSON object")
+    if doc.get("v") != WIRE_VERSION:
+        raise BatchError(f"unsupported wire version {doc.get('v')!r}")
+    try:
+        devices, fields = doc["devices"], doc["fields"]
+        d, f, t, x = doc["d"], doc["f"], doc["t"], doc["x"]
+        str(doc["agent"]), int(doc["seq"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BatchError(f"missing or bad member: {exc}") from None
+    if not all(isinstance(c, list) for c in (devices, fields, d, f, t, x)):
+        raise BatchError("devices, fields, d, f, t and x must be arrays")
+    n = len(t)
+    if not (len(d) == len(f) == len(x) == n):
+        raise BatchError(f"column lengths differ: d={len(d)} f={len(f)} t={n} x={len(x)}")
+    try:
+        dev_ids = pl.Series([str(dv[0]) for dv in devices], dtype=pl.Utf8)
+        kinds = pl.Series([str(dv[1]) for dv in devices], dtype=pl.Utf8)
+        names = pl.Series([str(v) for v in fields], dtype=pl.Utf8)
+        di = _indices(d, len(devices), "d")
+        fi = _indices(f, len(fields), "f")
+        return pl.DataFrame(
+            {
+                "device_id": dev_ids.gather(di),
+                "kind": kinds.gather(di),
+                "ts": pl.Series(t, dtype=pl.Int64, strict=True),
+                "field": names.gather(fi),
+                "value": pl.Series(x, dtype=pl.Float64, strict=True),
+            }
+        )
+    except (IndexError, TypeError, ValueError, pl.exceptions.PolarsError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BatchError(f"bad column content: {first}") from None
+
+
+def _indices(values: list, size: int, name: str) -> pl.Series:
+    """A dictionary-index column from the wire, refusing non-integers and out-of-range."""
+    s = pl.Series(values, dtype=pl.Int64, strict=True)
+    if s.len() and (s.null_count() or s.min() < 0 or s.max() >= size):  # type: ignore[operator]
+        raise BatchError(f"{name}: dictionary index outside 0..{size - 1}")
+    return s

@@ -8,6 +8,7 @@ reason are kept separately and survive both the drop and a restart.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -52,6 +53,7 @@ class Quarantine:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()  # ingest's prepare and writer threads both add
 
     def add_rows(self, bad: pl.DataFrame, topic: str, received_ns: int | None = None) -> int:
         """Quarantine the rows of a frame carrying a ``reason`` column; returns how many."""
@@ -78,7 +80,7 @@ class Quarantine:
         self._insert([(reason, topic, received_ns, text)], [(reason, 1)])
 
     def _insert(self, rows: list[tuple], counts) -> None:
-        with self._db:
+        with self._lock, self._db:
             self._db.executemany(
                 "INSERT INTO quarantine (reason, topic, received_ns, payload) VALUES (?,?,?,?)",
                 rows,

@@ -1,4 +1,4 @@
-"""Validation of telemetry frames against the schema and the inventory, vectorised.
+"""Validation of telemetry frames against the schema, the inventory and physics, vectorised.
 
 Each row gets at most one reason, the first that applies, in this order:
 
@@ -6,6 +6,7 @@ Each row gets at most one reason, the first that applies, in this order:
     unknown_device  device_id not in the inventory (skipped when no inventory is given)
     kind_mismatch   the row's kind differs from the inventory's kind for the device
     non_finite      value is null, NaN or ±inf
+    out_of_range    value outside the (kind, field) plausibility limits (ingest.limits)
     ts_future       ts more than ``max_future_s`` after ``now_ns``
     ts_past         ts more than ``max_past_s`` before ``now_ns``
     duplicate       same (device_id, field, ts) as an earlier good row of the same frame
@@ -16,39 +17,59 @@ points are accepted in event time.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import polars as pl
 
 from ingest.frames import SCHEMA
+from ingest.limits import field_key, limits_frame
 
-__all__ = ["REASONS", "validate"]
+__all__ = ["REASONS", "validate", "inventory_frame"]
 
 REASONS = (
     "missing_key",
     "unknown_device",
     "kind_mismatch",
     "non_finite",
+    "out_of_range",
     "ts_future",
     "ts_past",
     "duplicate",
 )
 
 _NS = 1_000_000_000
+_DEFAULT_LIMITS = limits_frame()
+
+
+def inventory_frame(devices: Mapping[str, str]) -> pl.DataFrame:
+    """The inventory (device_id -> kind) as a join table; build once, validate many times."""
+    return pl.DataFrame(
+        {"device_id": list(devices), "_kind": [str(k) for k in devices.values()]},
+        schema={"device_id": pl.Utf8, "_kind": pl.Utf8},
+    )
 
 
 def validate(
     frame: pl.DataFrame,
-    devices: dict[str, str] | None,
+    devices: Mapping[str, str] | pl.DataFrame | None,
     now_ns: int,
     *,
     max_future_s: float = 300,
     max_past_s: float = 7 * 86400,
+    limits: pl.DataFrame | None = _DEFAULT_LIMITS,
+    keep: Sequence[str] = (),
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split a telemetry frame into good rows and bad rows (with a ``reason`` column).
 
-    ``devices`` maps device_id to kind; ``None`` accepts every device and kind.
-    Both outputs keep the input's row order.
+    ``devices`` maps device_id to kind (a dict, or :func:`inventory_frame` of one);
+    ``None`` accepts every device and kind. ``limits`` is a
+    :func:`ingest.limits.limits_frame` (``None``: no range checks). Both outputs keep
+    the input's row order. ``keep`` names extra columns carried through to both
+    outputs; they also scope duplicates (e.g. a message index: a duplicate is a repeat
+    inside one message, while a replay in a later message is a harmless rewrite).
     """
     dev, kind, ts, fld, val = (pl.col(c) for c in SCHEMA)
+    df = frame.select(*SCHEMA, *keep)
     missing = (
         dev.is_null()
         | kind.is_null()
@@ -59,37 +80,34 @@ def validate(
     )
     chain = pl.when(missing).then(pl.lit("missing_key"))
     if devices is not None:
-        expected = dev.replace_strict(
-            list(devices), list(devices.values()), default=None, return_dtype=pl.Utf8
+        inv = devices if isinstance(devices, pl.DataFrame) else inventory_frame(devices)
+        df = df.join(inv, on="device_id", how="left", maintain_order="left")
+        chain = chain.when(pl.col("_kind").is_null()).then(pl.lit("unknown_device"))
+        chain = chain.when(pl.col("_kind") != kind).then(pl.lit("kind_mismatch"))
+    chain = chain.when(val.is_null() | ~val.is_finite()).then(pl.lit("non_finite"))
+    if limits is not None and limits.height:
+        df = df.with_columns(field_key(fld).alias("_fk")).join(
+            limits.rename({"field": "_fk"}), on=["kind", "_fk"], how="left", maintain_order="left"
         )
-        chain = chain.when(expected.is_null()).then(pl.lit("unknown_device"))
-        chain = chain.when(expected != kind).then(pl.lit("kind_mismatch"))
+        chain = chain.when((val < pl.col("_lo")) | (val > pl.col("_hi"))).then(
+            pl.lit("out_of_range")
+        )
     reason = (
-        chain.when(val.is_null() | ~val.is_finite())
-        .then(pl.lit("non_finite"))
-        .when(ts > now_ns + int(max_future_s * _NS))
+        chain.when(ts > now_ns + int(max_future_s * _NS))
         .then(pl.lit("ts_future"))
         .when(ts < now_ns - int(max_past_s * _NS))
         .then(pl.lit("ts_past"))
         .otherwise(pl.lit(None, dtype=pl.Utf8))
     )
-    keys = ["device_id", "field", "ts"]
+    is_good = pl.col("reason").is_null()
+    # Only good rows compete for "first": a bad row never shadows a good one.
+    first = pl.struct("device_id", "field", "ts", *keep, is_good).is_first_distinct()
     marked = (
-        frame.select(list(SCHEMA))  # fixed column order; extra columns are not ours to keep
-        .with_row_index("_i")
-        .with_columns(reason.alias("reason"))
+        df.with_columns(reason.alias("reason"))
         .with_columns(
-            # Only good rows compete for "first": a bad row never shadows a good one.
-            pl.when(
-                pl.col("reason").is_null()
-                & (pl.col("_i") != pl.col("_i").min().over([*keys, pl.col("reason").is_null()]))
-            )
-            .then(pl.lit("duplicate"))
-            .otherwise(pl.col("reason"))
-            .alias("reason")
+            pl.when(is_good & ~first).then(pl.lit("duplicate")).otherwise("reason").alias("reason")
         )
+        .select(*SCHEMA, *keep, "reason")
     )
     ok = pl.col("reason").is_null()
-    good = marked.filter(ok).drop("_i", "reason")
-    bad = marked.filter(~ok).drop("_i")
-    return good, bad
+    return marked.filter(ok).drop("reason"), marked.filter(~ok)

@@ -51,6 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--mqtt-url", default="mqtt://127.0.0.1:1883", help="broker the trackers publish to"
     )
     s.add_argument("--scenario", help="fault scenario YAML")
+    s.add_argument(
+        "--hj212-listener",
+        metavar="HOST:PORT",
+        help="the agent's HJ 212 listener the monitors push to",
+    )
+    s.add_argument(
+        "--jt808-listener",
+        metavar="HOST:PORT",
+        help="the agent's JT/T 808 listener the trucks push to",
+    )
     s.add_argument("--ground-truth", help="append injected faults as JSON lines to this file")
     s.add_argument("--endpoints-json", help="write the served endpoints and device configs here")
 
@@ -84,6 +94,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_lighting(sub)
 
+    dec = sub.add_parser(
+        "decode", help="decode one field frame to JSON (exit 1 with the reason if bad)"
+    )
+    dec.add_argument("protocol", choices=["hj212", "jt808"])
+    dec.add_argument(
+        "frame", help="HJ 212: the frame text (##...); JT/T 808: hex bytes (spaces allowed)"
+    )
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="precision, recall and latency of alarms against the simulator's ground truth",
+        add_help=False,
+    )
+    ev.add_argument("args", nargs=argparse.REMAINDER)
+
     br = sub.add_parser(
         "broker", help="an embedded MQTT broker (amqtt) for machines without Mosquitto"
     )
@@ -103,6 +128,12 @@ def main(argv: list[str] | None = None) -> int:
         from rongguan.bench import run_bench
 
         return run_bench(args.name)
+    if args.command == "decode":
+        return _decode(args.protocol, args.frame)
+    if args.command == "evaluate":
+        from rules.evaluate import main as evaluate
+
+        return evaluate(args.args)
     if args.command == "lighting":
         from rongguan.lighting import run as run_lighting
 
@@ -114,6 +145,18 @@ def main(argv: list[str] | None = None) -> int:
     from rongguan import services
 
     return services.run(args)
+
+
+def _decode(protocol: str, text: str) -> int:
+    from drivers import hj212, jt808
+
+    try:
+        doc = hj212.decode_cli(text) if protocol == "hj212" else jt808.decode_cli(text)
+    except (hj212.FrameError, jt808.FrameError) as exc:
+        print(f"rejected: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(doc, ensure_ascii=False, indent=2))
+    return 0
 
 
 def _check_config(path: str) -> int:

@@ -164,6 +164,8 @@ def run_demo(args: argparse.Namespace) -> int:
             "--mqtt-url", mqtt_url, "--scenario", scenario,
             "--ground-truth", str(var_dir / "ground-truth.jsonl"),
             "--endpoints-json", str(endpoints),
+            "--hj212-listener", f"127.0.0.1:{_free_port()}",
+            "--jt808-listener", f"127.0.0.1:{_free_port()}",
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while not endpoints.exists():

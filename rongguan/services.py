@@ -58,12 +58,19 @@ async def _simulate(args: argparse.Namespace, stop: asyncio.Event) -> None:
     from hardware.sim.city import SimulatedCity
     from hardware.sim.deployment import agent_devices
 
-    inventory = build_inventory(args.size, args.seed)
+    listeners = {}
+    for proto in ("hj212", "jt808"):
+        spec = getattr(args, f"{proto}_listener")
+        if spec:
+            host, _, port = spec.rpartition(":")
+            listeners[proto] = (host or "127.0.0.1", int(port))
+    inventory = build_inventory(args.size, args.seed, push_devices=bool(listeners))
     city = SimulatedCity(
         inventory,
         mqtt=BrokerConfig(url=args.mqtt_url),
         scenario=args.scenario,
         ground_truth=args.ground_truth,
+        agent_listeners=listeners or None,
     )
     endpoints = await city.start()
     doc = {"endpoints": endpoints, "devices": agent_devices(inventory, endpoints)}

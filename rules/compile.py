@@ -1,8 +1,8 @@
 """Rules as plain arrays, and the dense series/slot index the kernels run on.
 
 A *series* is one (device_id, field) pair; a *slot* is one (rule, series) subject. Ids are
-assigned here, outside the kernels: each batch is mapped with one polars join against the
-mapping frame, and only keys never seen before go through Python (once each, ever).
+assigned here, outside the kernels: each batch is mapped by key hash (:mod:`rules.idmap`),
+and only keys never seen before go through Python (once each, ever).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from contracts.config import RuleConfig
+from rules.idmap import IdMap
 
 __all__ = ["OP_ABOVE", "OP_BELOW", "RuleArrays", "compile_rules", "Pattern", "SeriesIndex"]
 
@@ -67,9 +68,6 @@ class Pattern:
         return self.prefix + star + self.suffix if self.star else self.text
 
 
-_MAP_SCHEMA = {"device_id": pl.String, "field": pl.String, "sid": pl.Int32}
-
-
 class SeriesIndex:
     """Dense int32 ids for series and slots, growing as new devices and fields appear."""
 
@@ -84,8 +82,8 @@ class SeriesIndex:
         self.slot_rule: list[int] = []
         self.slot_series: list[int] = []
         self.slot_guard: list[int] = []
-        self._map = pl.DataFrame(schema=_MAP_SCHEMA)
-        self._pending: list[tuple[str, str, int]] = []
+        self._plans: dict[tuple[str, str], tuple[list[tuple[int, str]], bool]] = {}
+        self._ids = IdMap(self.ensure)
         self._csr: tuple[np.ndarray, np.ndarray] | None = None
         self._slot_arrays: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -99,21 +97,12 @@ class SeriesIndex:
         """Number of rule subjects."""
         return len(self.slot_rule)
 
-    def lookup(self, frame: pl.DataFrame) -> np.ndarray:
-        """Series id of every row (int32, -1 where no rule uses the series), registering new keys."""
-        keys = frame.select("device_id", "field")
-        sid = self._join(keys)
-        if sid.null_count():
-            new = (
-                frame.filter(sid.is_null())
-                .select("device_id", "kind", "field")
-                .unique(maintain_order=True)
-            )
-            for dev, kind, field in new.iter_rows():
-                self.ensure(dev, kind, field)
-            self._flush()
-            sid = self._join(keys)
-        return sid.to_numpy()
+    def lookup(self, frame: pl.DataFrame, hashes: np.ndarray | None = None) -> np.ndarray:
+        """Series id of every row (int32, -1 where no rule uses the series), registering new keys.
+
+        ``hashes`` (from :func:`rules.idmap.key_hashes`) lets several engines share one pass.
+        """
+        return self._ids.lookup(frame, hashes)
 
     def ensure(self, device_id: str, kind: str, field: str) -> int:
         """The id of a series (-1 if no rule uses it), creating it and its slots when new."""
@@ -121,22 +110,13 @@ class SeriesIndex:
         known = self._sid.get(key)
         if known is not None:
             return known
-        matches = [
-            (i, p.match(field)) for i, p in enumerate(self._fields) if self.rules[i].kind == kind
-        ]
-        subjects = [(i, star) for i, star in matches if star is not None]
-        is_guard = any(
-            g is not None and self.rules[i].kind == kind and g.match(field) is not None
-            for i, g in enumerate(self._guards)
-        )
+        subjects, is_guard = self._plan(kind, field)
         if not subjects and not is_guard:
             self._sid[key] = -1
-            self._pending.append((device_id, field, -1))
             return -1
         sid = len(self.series)
         self.series.append((device_id, kind, field))
         self._sid[key] = sid
-        self._pending.append((device_id, field, sid))
         for i, star in subjects:
             g = self._guards[i]
             guard_sid = self.ensure(device_id, kind, g.fill(star)) if g is not None else -1
@@ -146,6 +126,23 @@ class SeriesIndex:
         self._csr = None
         self._slot_arrays = None
         return sid
+
+    def _plan(self, kind: str, field: str) -> tuple[list[tuple[int, str]], bool]:
+        # the same (kind, field) recurs on every device: match the rule patterns once
+        plan = self._plans.get((kind, field))
+        if plan is None:
+            matches = [
+                (i, p.match(field))
+                for i, p in enumerate(self._fields)
+                if self.rules[i].kind == kind
+            ]
+            is_guard = any(
+                g is not None and self.rules[i].kind == kind and g.match(field) is not None
+                for i, g in enumerate(self._guards)
+            )
+            plan = ([(i, star) for i, star in matches if star is not None], is_guard)
+            self._plans[(kind, field)] = plan
+        return plan
 
     def feeds(self) -> tuple[np.ndarray, np.ndarray]:
         """CSR of the slots each series feeds: slots of sid are ``slot[ptr[sid]:ptr[sid+1]]``."""
@@ -172,14 +169,3 @@ class SeriesIndex:
         """(rule_id, device_id, field) of a slot."""
         dev, _, field = self.series[self.slot_series[slot]]
         return self.rules[self.slot_rule[slot]].id, dev, field
-
-    def _join(self, keys: pl.DataFrame) -> pl.Series:
-        self._flush()
-        joined = keys.join(self._map, on=["device_id", "field"], how="left", maintain_order="left")
-        return joined.get_column("sid")
-
-    def _flush(self) -> None:
-        if self._pending:
-            add = pl.DataFrame(self._pending, schema=_MAP_SCHEMA, orient="row")
-            self._map = pl.concat([self._map, add], rechunk=True)
-            self._pending = []

@@ -40,18 +40,26 @@ class RulesEngine:
         self.transitions = 0
         self._lock = threading.Lock()
         K.warm_up()
+        self.index._ids.warm_up()
 
-    def process(self, frame: pl.DataFrame) -> list[Transition]:
-        """Evaluate every rule on a batch, in arrival order; return the transitions it causes."""
+    def process(self, frame: pl.DataFrame, hashes: np.ndarray | None = None) -> list[Transition]:
+        """Evaluate every rule on a batch, in arrival order; return the transitions it causes.
+
+        ``hashes`` are the rows' key hashes when the caller already has them
+        (:func:`rules.idmap.key_hashes`).
+        """
         if frame.height == 0:
             return []
         with self._lock:
-            sids = self.index.lookup(frame)
+            sids = self.index.lookup(frame, hashes)
             self._grow()
             ts = frame.get_column("ts")
             if ts.dtype != pl.Int64:
                 ts = ts.cast(pl.Int64)
-            vals = frame.get_column("value").cast(pl.Float64).fill_null(float("nan"))
+            vals = frame.get_column("value")
+            if vals.dtype != pl.Float64:
+                vals = vals.cast(pl.Float64)
+            # to_numpy turns float nulls into NaN by itself; fill_null would cost a copy
             sid_a = K.readonly(np.ascontiguousarray(sids, dtype=np.int32))
             ts_a = K.readonly(np.ascontiguousarray(ts.to_numpy(), dtype=np.int64))
             val_a = K.readonly(np.ascontiguousarray(vals.to_numpy(), dtype=np.float64))
@@ -192,7 +200,7 @@ class RulesEngine:
         except Exception as exc:  # a truncated or foreign file: say so, never half-restore
             raise SnapshotError(f"cannot read snapshot: {exc}") from None
         with self._lock:
-            self.index = SeriesIndex(self.rules)
+            self.index = SeriesIndex(self.rules)  # fresh ids, so a fresh hash table too
             for d, k, f in zip(devs, kinds, fields):
                 self.index.ensure(d, k, f)
             self._ser_val = np.zeros(0)

@@ -133,6 +133,7 @@ http {{
   uwsgi_temp_path {dir}/uwsgi;
   scgi_temp_path {dir}/scgi;
   client_max_body_size 64m;
+  client_body_buffer_size 64m;  # workers run unprivileged: keep bodies off the temp dir
   map $arg_precision $v1_precision {{ ns n; us u; ms ms; s s; default n; }}
   server {{
     listen 127.0.0.1:{port};

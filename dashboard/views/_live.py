@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 import math
-import time
+import threading
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import panel as pn
@@ -14,16 +16,47 @@ from bokeh.models import ColumnDataSource
 
 from dashboard.livestore import Changes, LiveStore
 
-__all__ = ["LiveView", "CdsSync", "TableSync", "fmt_time"]
+__all__ = [
+    "LiveView",
+    "CdsSync",
+    "TableSync",
+    "fmt_time",
+    "set_display_tz",
+    "display_tz",
+    "live_views",
+]
 
 log = logging.getLogger("rongguan.dashboard.views")
 
 
-def fmt_time(ns: int | None) -> str:
-    """Local wall-clock time of a ns timestamp, or an empty string."""
+_TZ: list[ZoneInfo] = [ZoneInfo("Asia/Shanghai")]  # the city's zone, set once per process
+
+
+def set_display_tz(tz: ZoneInfo) -> None:
+    """Show every time in ``tz`` (the deployment's city), whatever the server's zone is."""
+    _TZ[0] = tz
+
+
+def display_tz() -> ZoneInfo:
+    """The zone times are shown in."""
+    return _TZ[0]
+
+
+def fmt_time(ns: int | None, fmt: str = "%m-%d %H:%M:%S") -> str:
+    """Wall-clock time of a ns timestamp in the city's zone, or an empty string."""
     if not ns:
         return ""
-    return time.strftime("%m-%d %H:%M:%S", time.localtime(ns / 1e9))
+    return datetime.fromtimestamp(ns / 1e9, _TZ[0]).strftime(fmt)
+
+
+_ACTIVE: set[LiveView] = set()
+_ACTIVE_LOCK = threading.Lock()
+
+
+def live_views() -> int:
+    """How many views still tick in this process (sessions not yet released)."""
+    with _ACTIVE_LOCK:
+        return len(_ACTIVE)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -119,16 +152,35 @@ class LiveView:
         self.store = store
         self.version = 0
         self.ticks = 0
+        self.stopped = False
+        self._callback: Any = None
 
     def start(self) -> None:
-        """Paint once and schedule the tick (Panel stops it when the session ends)."""
+        """Paint once, schedule the tick and release it when the screen disconnects."""
         self.version = self.store.version
         self.full()
-        if pn.state.curdoc is not None:
-            pn.state.add_periodic_callback(self.tick, period=self.period_ms)
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            self._callback = pn.state.add_periodic_callback(self.tick, period=self.period_ms)
+            with _ACTIVE_LOCK:
+                _ACTIVE.add(self)
+            pn.state.on_session_destroyed(lambda _ctx: self.stop())
+
+    def stop(self) -> None:
+        """Stop ticking and forget the session's objects (called when its screen is gone)."""
+        if self.stopped:
+            return
+        self.stopped = True
+        if self._callback is not None:
+            self._callback.stop()
+            self._callback = None
+        with _ACTIVE_LOCK:
+            _ACTIVE.discard(self)
+        log.info("session released; %d live views remain", live_views())
 
     def tick(self) -> None:
         """Pull and apply what changed since the last tick; never raise into Bokeh's loop."""
+        if self.stopped:
+            return
         self.ticks += 1
         try:
             changes = self.store.changes_since(self.version)

@@ -11,6 +11,8 @@ __all__ = ["PAGE_CSS", "PANE_CSS", "html"]
 #: Page-level CSS (outside the components' shadow roots).
 PAGE_CSS = """
 html, body { background: #0b1220 !important; color: #dbe4f0; margin: 0; }
+.bk-tab { color: #dbe4f0 !important; }
+.bk-tab.bk-active { background: #24324d !important; color: #ffffff !important; }
 body { font-family: "Noto Sans CJK SC", "Microsoft YaHei", "PingFang SC", sans-serif; }
 """
 
@@ -40,6 +42,11 @@ a { color: #6fa0ff; }
 .rg-empty { font-size: 18px; color: #69db7c; padding: 12px; }
 .rg-ok { color: #69db7c; font-weight: 700; }
 .rg-bad { color: #ff6b6b; font-weight: 700; }
+.rg-stale { background: #ff922b; color: #0b1220; border-radius: 3px; padding: 0 6px; font-size: 13px; font-weight: 700; }
+.rg-tile-stale { border-color: #ff922b; }
+.rg-tile-value small { font-size: 13px; color: #9fb0c8; font-weight: 400; }
+.rg-layers { display: flex; gap: 24px; padding: 2px 12px; font-size: 15px; color: #9fb0c8; }
+.rg-filters { font-size: 14px; }
 .rg-hint { color: #fcc419; font-size: 14px; }
 """
 

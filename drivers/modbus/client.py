@@ -7,125 +7,28 @@ time and drop or mix up pipelined ones.
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import time
 from typing import Any
-
-from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
 
 from contracts.commands import CommandAction
 from contracts.config import DeviceConfig
 from contracts.telemetry import TelemetryRow
-from drivers.base import (
-    BadConfig,
-    DeviceTimeout,
-    DeviceUnavailable,
-    DriverError,
-    WriteRejected,
-    switch_params,
-)
+from drivers.base import BadConfig, DeviceUnavailable, DriverError, WriteRejected, switch_params
+from drivers.modbus.bus import EXCEPTION_CODES, Bus, IllegalAddress, acquire, check, release
 from drivers.modbus.codec import WIDTH, CodecError, decode_bits, decode_value, encode_value
-from drivers.modbus.config import ModbusSettings, settings_for
+from drivers.modbus.config import settings_for
 from drivers.modbus.planner import BIT_TABLES, PlannedPoint, ReadRequest
 
-__all__ = ["ModbusDriver", "EXCEPTION_CODES"]
+__all__ = ["ModbusDriver", "EXCEPTION_CODES", "IllegalAddress"]
 
-#: Modbus exception codes (spec §7) and what they mean for the operator.
-EXCEPTION_CODES = {
-    1: "illegal function",
-    2: "illegal data address",
-    3: "illegal data value",
-    4: "server device failure",
-    5: "acknowledge (still processing)",
-    6: "server device busy",
-    8: "memory parity error",
-    10: "gateway path unavailable",
-    11: "gateway target device failed to respond",
-}
+log = logging.getLogger(__name__)
 _READ_FN = {
     "coil": "read_coils",
     "discrete": "read_discrete_inputs",
     "holding": "read_holding_registers",
     "input": "read_input_registers",
 }
-
-
-class _Bus:
-    """One TCP connection to a gateway, shared by the unit ids behind it."""
-
-    def __init__(self, host: str, port: int, timeout_s: float):
-        self.key = (host, port)
-        self.client = AsyncModbusTcpClient(
-            host, port=port, timeout=timeout_s, retries=0, reconnect_delay=0
-        )
-        self.lock = asyncio.Lock()
-        self.users = 0
-        self.requests = 0
-
-    async def ensure_connected(self) -> None:
-        if self.client.connected:
-            return
-        try:
-            ok = await self.client.connect()
-        except (OSError, ModbusException) as exc:
-            raise DeviceUnavailable(f"modbus {self.key[0]}:{self.key[1]}: {exc}") from None
-        if not ok:
-            raise DeviceUnavailable(
-                f"modbus {self.key[0]}:{self.key[1]}: connection refused or timed out"
-            )
-
-    async def call(self, fn: str, timeout_s: float, *args: Any, **kwargs: Any) -> Any:
-        """One transaction, alone on the wire; library errors become driver errors."""
-        async with self.lock:
-            await self.ensure_connected()
-            self.requests += 1
-            try:
-                return await asyncio.wait_for(getattr(self.client, fn)(*args, **kwargs), timeout_s)
-            except TimeoutError:
-                # A late answer would be taken for the next request's: start afresh.
-                self.client.close()
-                raise DeviceTimeout(
-                    f"modbus {self.key[0]}:{self.key[1]}: no answer within {timeout_s} s"
-                ) from None
-            except (OSError, ModbusException) as exc:
-                self.client.close()
-                raise DeviceUnavailable(f"modbus {self.key[0]}:{self.key[1]}: {exc}") from None
-
-
-# Shared per event loop and endpoint; entries go away when their last driver closes.
-_BUSES: dict[tuple[int, str, int], _Bus] = {}
-
-
-def _acquire(s: ModbusSettings) -> _Bus:
-    key = (id(asyncio.get_running_loop()), s.host, s.port)
-    bus = _BUSES.get(key)
-    if bus is None:
-        bus = _BUSES[key] = _Bus(s.host, s.port, s.timeout_s)
-    bus.users += 1
-    return bus
-
-
-def _release(s: ModbusSettings, bus: _Bus) -> None:
-    bus.users -= 1
-    if bus.users <= 0:
-        bus.client.close()
-        for k, v in list(_BUSES.items()):
-            if v is bus:
-                del _BUSES[k]
-
-
-def _check(resp: Any, what: str, writing: bool = False) -> Any:
-    """Raise the driver error for a Modbus exception response."""
-    if resp is None or not resp.isError():
-        return resp
-    code = int(getattr(resp, "exception_code", 0))
-    text = f"{what}: exception {code} ({EXCEPTION_CODES.get(code, 'unknown')})"
-    if code in (1, 2, 3):
-        raise (WriteRejected if writing else BadConfig)(text)
-    if code == 11:
-        raise DeviceTimeout(text)
-    raise DeviceUnavailable(text)
 
 
 class ModbusDriver:
@@ -136,8 +39,19 @@ class ModbusDriver:
     def __init__(self, device: DeviceConfig):
         self.device = device
         self.settings = settings_for(device)
-        self._bus: _Bus | None = None
-        self._counters = {"reads": 0, "read_errors": 0, "writes": 0, "decode_errors": 0}
+        self._bus: Bus | None = None
+        self._counters = {
+            "reads": 0,
+            "read_errors": 0,
+            "writes": 0,
+            "decode_errors": 0,
+            "split_reads": 0,
+            "bad_points": 0,
+        }
+        # The plan in use: merged reads that hit a missing address are split once and the
+        # working parts kept, so later polls cost no extra requests.
+        self._plan: list[ReadRequest] = list(self.settings.requests)
+        self.bad_points: dict[str, str] = {}  # key -> why it is no longer read
         if self.settings.profile.circuits == 0:
             self.actions = frozenset()
 
@@ -146,12 +60,18 @@ class ModbusDriver:
         return dict(self._counters)
 
     async def connect(self) -> None:
-        """Join (or open) the shared connection to the device's gateway."""
+        """Join (or open) the shared connection to the device's gateway.
+
+        A new session starts from the full plan again: after a firmware update or a
+        device swap, points dropped earlier are tried once more.
+        """
         if self._bus is None:
-            self._bus = _acquire(self.settings)
+            self._bus = acquire(self.settings)
+            self._plan = list(self.settings.requests)
+            self.bad_points.clear()
         await self._bus.ensure_connected()
 
-    def _need_bus(self) -> _Bus:
+    def _need_bus(self) -> Bus:
         if self._bus is None:
             raise DeviceUnavailable(f"{self.device.id}: not connected")
         return self._bus
@@ -168,7 +88,7 @@ class ModbusDriver:
                 count=req.count,
                 device_id=self.settings.unit_id,
             )
-            _check(resp, what)
+            check(resp, what)
         except DriverError:
             self._counters["read_errors"] += 1
             raise
@@ -203,12 +123,44 @@ class ModbusDriver:
         return rows
 
     async def read(self) -> list[TelemetryRow]:
-        """Every profile point, in as few requests as the plan allows."""
+        """Every profile point, in as few requests as the plan allows.
+
+        A merged read answered with exception 02 (illegal data address) is split in two
+        until the bad point(s) are isolated; those are dropped from the plan (counted,
+        logged in ``bad_points``) and the rest keep being polled. The device still counts
+        as misconfigured (BadConfig) when no point at all can be read.
+        """
         rows: list[TelemetryRow] = []
-        for req in self.settings.requests:
-            data = await self._read(req)
-            rows.extend(self._decode(req, data, time.time_ns()))
+        plan: list[ReadRequest] = []
+        for req in self._plan:
+            got = await self._read_isolating(req, plan)
+            rows.extend(got)
+        self._plan = plan
+        if not plan:
+            raise BadConfig(f"{self.device.id}: no readable point left: {self.bad_points}")
         return rows
+
+    async def _read_isolating(self, req: ReadRequest, plan: list[ReadRequest]) -> list:
+        try:
+            data = await self._read(req)
+        except IllegalAddress as exc:
+            if len(req.points) == 1:
+                key = req.points[0].key
+                self.bad_points[key] = str(exc)
+                self._counters["bad_points"] += 1
+                log.warning("%s: point %s dropped from the poll: %s", self.device.id, key, exc)
+                return []
+            self._counters["split_reads"] += 1
+            half = len(req.points) // 2
+            rows: list = []
+            for part in (req.points[:half], req.points[half:]):
+                start = part[0].address
+                end = max(p.address + p.width for p in part)
+                sub = ReadRequest(req.table, start, end - start, part)
+                rows.extend(await self._read_isolating(sub, plan))
+            return rows
+        plan.append(req)
+        return self._decode(req, data, time.time_ns())
 
     async def write(self, key: str, value: float | bool) -> None:
         """Write a writable coil or holding register(s) by telemetry key."""
@@ -240,7 +192,7 @@ class ModbusDriver:
             )
         else:
             raise WriteRejected(f"{what}: table {point.table} is read-only")
-        _check(resp, what, writing=True)
+        check(resp, what, writing=True)
 
     async def read_point(self, key: str) -> float | None:
         """Read one point on its own (for command read-back)."""
@@ -267,5 +219,5 @@ class ModbusDriver:
     async def close(self) -> None:
         """Leave the shared connection (closing it with the last user)."""
         if self._bus is not None:
-            _release(self.settings, self._bus)
+            release(self.settings, self._bus)
             self._bus = None

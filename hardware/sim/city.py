@@ -23,17 +23,21 @@ from hardware.inventory import Inventory
 from hardware.profiles import load_profile
 from hardware.sim.dust import DustModel
 from hardware.sim.faults import (
+    OFFLINE_KINDS,
+    RULE_FAMILY,
     Fault,
     FaultError,
     GroundTruth,
     Scenario,
     load_scenario,
+    subject_of,
     validate_fault,
 )
 from hardware.sim.lighting import CabinetModel
 from hardware.sim.modbus_server import ModbusDeviceServer, unit
 from hardware.sim.mqtt_trackers import TrackerPublisher, tracker_topic
 from hardware.sim.opcua_server import OpcUaCabinetServer
+from hardware.sim.push import PushDevices, protocol_of
 from hardware.sim.trucks import TruckModel
 
 __all__ = ["SimulatedCity", "FaultError"]
@@ -45,6 +49,10 @@ def _free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def _iso(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, CST).isoformat(timespec="milliseconds")
 
 
 def _sim_start(now: float, clock_start: str | None) -> float:
@@ -71,6 +79,9 @@ class SimulatedCity:
         tick_s: float = 1.0,
         clock_start: str | None = None,
         time_scale: float | None = None,
+        agent_listeners: dict[str, tuple[str, int]] | None = None,
+        push_interval_s: float = 20.0,
+        hj212_minute_s: float = 60.0,
     ):
         self.inventory = inventory
         self.host = host
@@ -98,8 +109,13 @@ class SimulatedCity:
         # The simulated clock drives schedules and diurnal cycles; faults and energy use wall time.
         self.clock_start = clock_start or plan.clock_start
         self.time_scale = time_scale if time_scale is not None else plan.time_scale
-        self._sim_t0 = 0.0
+        # Until start() the clocks count from construction (faults injected early get sane times).
+        self._sim_t0 = _sim_start(time.time(), self.clock_start)
         self.ground_truth = GroundTruth(ground_truth)
+        self.agent_listeners = agent_listeners or {}
+        self.push_interval_s = push_interval_s
+        self.hj212_minute_s = hj212_minute_s
+        self.push: PushDevices | None = None
         self.offline: list[Fault] = []
         self.injected = 0
         self._opcua: list[OpcUaCabinetServer] = []
@@ -107,7 +123,7 @@ class SimulatedCity:
         self._trackers: TrackerPublisher | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self._t0 = 0.0
+        self._t0 = time.time()
         self._next_fault = 0
         self.endpoints: dict[str, list[dict[str, Any]]] = {}
 
@@ -126,17 +142,31 @@ class SimulatedCity:
         now = time.time()
         self._t0 = now
         self._sim_t0 = _sim_start(now, self.clock_start)
-        for model in (*self.cabinets.values(), *self.dust.values()):
+        for model in (*self.cabinets.values(), *self.dust.values(), *self.trucks.values()):
             model.clock = self.sim_time
         self._step(now)
         try:
             await self._start_opcua()
             await self._start_modbus()
-            if self.mqtt is not None and self.trucks:
+            mqtt_trucks = [
+                t for t in self.trucks.values() if protocol_of(t.veh.profile) == "mqtt_tracker"
+            ]
+            if self.mqtt is not None and mqtt_trucks:
                 self._trackers = TrackerPublisher(
-                    list(self.trucks.values()), self.mqtt, self.tracker_interval_s, self.is_offline
+                    mqtt_trucks, self.mqtt, self.tracker_interval_s, self.is_offline
                 )
                 await self._trackers.start()
+            if self.agent_listeners:
+                self.push = PushDevices(
+                    self.dust,
+                    self.trucks,
+                    self.agent_listeners,
+                    self.is_offline,
+                    hj212_interval_s=self.push_interval_s,
+                    hj212_minute_s=self.hj212_minute_s,
+                    jt808_interval_s=self.push_interval_s,
+                )
+                self.push.start()
         except BaseException:
             await self.stop()
             raise
@@ -160,8 +190,9 @@ class SimulatedCity:
             ],
             "mqtt_trackers": [
                 {"device_id": v, "topic": tracker_topic(v), "interval_s": self.tracker_interval_s}
-                for v in (self.trucks if self._trackers else {})
+                for v in ([t.veh.id for t in self._trackers.trucks] if self._trackers else [])
             ],
+            **(self.push.endpoints() if self.push else {"hj212": [], "jt808": []}),
         }
         self._task = asyncio.create_task(self._run(), name="sim-city")
         return self.endpoints
@@ -199,7 +230,8 @@ class SimulatedCity:
                     )
                 )
         for dm_id, dm in self.dust.items():
-            devices.append((dm_id, dm.mon.profile, dm, None))
+            if protocol_of(dm.mon.profile) == "modbus":
+                devices.append((dm_id, dm.mon.profile, dm, None))
         for i, (dev_id, profile, model, command) in enumerate(devices):
             srv = ModbusDeviceServer(
                 unit(dev_id, 1 + i % 247, profile, lambda m=model: m.state(time.time()), command),
@@ -218,6 +250,9 @@ class SimulatedCity:
         if self._trackers is not None:
             await self._trackers.stop()
             self._trackers = None
+        if self.push is not None:
+            await self.push.stop()
+            self.push = None
         for srv in self._modbus.values():
             await srv.stop()
         for opc in self._opcua:
@@ -240,7 +275,7 @@ class SimulatedCity:
                 raise FaultError(
                     f"{f['kind']}: {f['device']} has circuits 1..{circuits}, not {f['circuit']}"
                 )
-        if f["kind"] == "device_offline":
+        if f["kind"] in OFFLINE_KINDS:
             self.offline.append(active)
         else:
             model = (
@@ -249,10 +284,28 @@ class SimulatedCity:
                 or self.trucks[f["device"]]
             )
             model.faults.append(active)
-        self.ground_truth.record(f, time.time_ns())
+        end = active.until
+        self.ground_truth.record(
+            {
+                **f,
+                "subject": subject_of(f),
+                "family": RULE_FAMILY[f["kind"]],
+                "start_ns": int(now * 1e9),
+                "end_ns": None if end is None else int(end * 1e9),
+                "sim_start": _iso(self.sim_time(now)),
+                "sim_end": None if end is None else _iso(self.sim_time(end)),
+                "time_scale": self.time_scale,
+                "protocol": protocol_of(self._profile(f["device"])),
+            },
+            int(now * 1e9),
+        )
         self.injected += 1
         log.info("fault injected: %s", f)
         self._wake.set()
+
+    def _profile(self, device_id: str) -> str:
+        dev = self.inventory.get(device_id)
+        return dev.profile
 
     def state(self, device_id: str) -> dict[str, Any]:
         """Ground-truth current values of a device (profile point keys, canonical units)."""

@@ -96,4 +96,45 @@ def agent_devices(inventory: Inventory, endpoints: dict[str, Any]) -> list[dict[
                 "attrs": {"plate": veh.plate, "fleet": veh.fleet, "company": veh.company},
             }
         )
+    for entry in endpoints.get("hj212", []):
+        mon = monitors[entry["device_id"]]
+        out.append(
+            {
+                "id": mon.id,
+                "kind": "dust_monitor",
+                "protocol": "hj212",
+                "profile": mon.profile,
+                "endpoint": entry["endpoint"],
+                "address": {"mn": mon.mn},
+                "interval_s": float(entry.get("interval_s", 20.0)),
+                "name": mon.site_name,
+                "location": {"lat": mon.lat, "lon": mon.lon},
+                "attrs": {
+                    "site_name": mon.site_name,
+                    "permit_no": mon.permit_no,
+                    "district": mon.district,
+                },
+            }
+        )
+    for entry in endpoints.get("jt808", []):
+        veh = vehicles[entry["device_id"]]
+        out.append(
+            {
+                "id": veh.id,
+                "kind": "vehicle",
+                "protocol": "jt808",
+                "profile": veh.profile,
+                "endpoint": entry["endpoint"],
+                "address": {"phone": veh.phone},
+                "interval_s": float(entry.get("interval_s", 20.0)),
+                "name": veh.plate,
+                "location": {"lat": veh.depot_lat, "lon": veh.depot_lon},
+                "attrs": {
+                    "plate": veh.plate,
+                    "fleet": veh.fleet,
+                    "company": veh.company,
+                    "header": str(entry.get("header", 2013)),
+                },
+            }
+        )
     return out

@@ -19,6 +19,8 @@ from hardware.sim.faults import Fault
 
 __all__ = ["DustModel"]
 
+_RANGE_UGM3 = 10_000.0  # the particulate channels' measuring range (10 mg/m³)
+
 
 class DustModel:
     """Ground-truth state of one dust monitor, advanced by :meth:`step`."""
@@ -55,9 +57,14 @@ class DustModel:
         pm10 = min(125.0, max(55.0, pm10))  # keep the everyday baseline in the 60-120 band
         self.pm25_ratio = min(0.7, max(0.45, self.pm25_ratio + rng.gauss(0, 0.003)))
         self.tsp_ratio = min(1.9, max(1.4, self.tsp_ratio + rng.gauss(0, 0.005)))
+        pm25_ratio = self.pm25_ratio
         for f in self.faults:
             if f.kind == "dust_episode" and f.active(now):
                 pm10 = float(f.params["pm10"]) * rng.uniform(0.97, 1.03)
+            elif f.kind == "sensor_spike" and f.active(now) and rng.random() < 0.3:
+                pm10 *= float(f.params["factor"])  # isolated one-sample spikes
+            elif f.kind == "pm25_over_pm10" and f.active(now):
+                pm25_ratio = float(f.params["ratio"])  # a miscalibrated PM2.5 channel
         self.wind_speed = min(6.0, max(0.2, self.wind_speed + rng.gauss(0, 0.1)))
         self.wind_direction = (self.wind_direction + rng.gauss(0, 3)) % 360
         t_mean = 16.5 - 10.5 * math.cos(2 * math.pi * (local.month - 1) / 12)
@@ -68,7 +75,7 @@ class DustModel:
             else rng.uniform(42, 50)
         )
         self.values = {
-            "pm25": pm10 * self.pm25_ratio,
+            "pm25": pm10 * pm25_ratio,
             "pm10": pm10,
             "tsp": pm10 * self.tsp_ratio,
             "noise": noise,
@@ -77,6 +84,16 @@ class DustModel:
             "temperature": temp,
             "humidity": min(98.0, max(35.0, 78 - 2.0 * (temp - t_mean) + rng.gauss(0, 0.5))),
         }
+
+    def flags(self, now: float) -> dict[str, str]:
+        """HJ 212 data flag per point key: N normal, D sensor fault, M maintenance, T over range."""
+        flag = "N"
+        for f in self.faults:
+            if f.active(now) and f.kind in ("sensor_fault", "maintenance"):
+                flag = "D" if f.kind == "sensor_fault" else "M"
+        values = self.values or self.state(now)
+        over = {k for k in ("pm25", "pm10", "tsp") if values.get(k, 0.0) > _RANGE_UGM3}
+        return {k: ("T" if flag == "N" and k in over else flag) for k in values}
 
     def state(self, now: float) -> dict[str, float]:
         """Current canonical values keyed by point key."""

@@ -21,6 +21,9 @@ import yaml
 
 __all__ = [
     "FAULT_KINDS",
+    "RULE_FAMILY",
+    "OFFLINE_KINDS",
+    "subject_of",
     "FaultError",
     "Fault",
     "validate_fault",
@@ -42,14 +45,54 @@ FAULT_KINDS: dict[str, tuple[frozenset[str], dict[str, Any]]] = {
     "leakage": (frozenset({"lighting_cabinet"}), {"ma": 45.0, "duration_s": 300.0}),
     "dust_episode": (frozenset({"dust_monitor"}), {"pm10": 400.0, "duration_s": 600.0}),
     "sensor_flatline": (frozenset({"dust_monitor"}), {"duration_s": 600.0}),
+    "sensor_spike": (frozenset({"dust_monitor"}), {"factor": 8.0, "duration_s": 600.0}),
+    "pm25_over_pm10": (frozenset({"dust_monitor"}), {"ratio": 1.25, "duration_s": 600.0}),
+    "sensor_fault": (frozenset({"dust_monitor"}), {"duration_s": 600.0}),  # HJ 212 flag D
+    "maintenance": (frozenset({"dust_monitor"}), {"duration_s": 600.0}),  # HJ 212 flag M
     "overspeed": (frozenset({"vehicle"}), {"speed": 85.0, "duration_s": 120.0}),
     "cover_open": (frozenset({"vehicle"}), {"duration_s": 300.0}),
     "long_stop": (frozenset({"vehicle"}), {"duration_s": 900.0}),
+    "illegal_dumping": (frozenset({"vehicle"}), {"duration_s": 900.0}),
+    "route_deviation": (frozenset({"vehicle"}), {"offset_m": 800.0, "duration_s": 600.0}),
+    "banned_hours": (frozenset({"vehicle"}), {"duration_s": 1800.0}),
+    "missed_collection": (frozenset({"vehicle"}), {"duration_s": 900.0}),
+    "gps_jump": (frozenset({"vehicle"}), {"distance_m": 5000.0, "duration_s": 1.0}),
+    "blind_area": (frozenset({"vehicle"}), {"duration_s": 120.0}),  # late (0x0704) points
+    "tracker_offline": (frozenset({"vehicle"}), {"duration_s": 600.0}),
     "device_offline": (
         frozenset({"lighting_cabinet", "dust_monitor", "vehicle"}),
         {"duration_s": 60.0},
     ),
 }
+
+# kind -> the rule family expected to detect it (what a scorer matches alarms against)
+RULE_FAMILY: dict[str, str] = {
+    "door_open": "lighting.door_open",
+    "cable_theft": "lighting.cable_theft",
+    "lamp_failure": "lighting.lamp_failure",
+    "voltage_sag": "lighting.voltage_sag",
+    "supply_loss": "lighting.supply_loss",
+    "leakage": "lighting.leakage",
+    "dust_episode": "dust.pm10_stop_work",
+    "sensor_flatline": "dust.sensor_flatline",
+    "sensor_spike": "dust.sensor_spike",
+    "pm25_over_pm10": "dust.pm25_over_pm10",
+    "sensor_fault": "dust.sensor_fault",
+    "maintenance": "dust.maintenance",
+    "overspeed": "vehicle.overspeed",
+    "cover_open": "vehicle.cover_open_moving",
+    "long_stop": "vehicle.illegal_dumping",
+    "illegal_dumping": "vehicle.illegal_dumping",
+    "route_deviation": "vehicle.route_deviation",
+    "banned_hours": "vehicle.banned_hours",
+    "missed_collection": "vehicle.missed_collection",
+    "gps_jump": "vehicle.gps_jump",
+    "blind_area": "vehicle.late_points",
+    "tracker_offline": "vehicle.tracker_offline",
+    "device_offline": "device.offline",
+}
+# Faults that take the device off the network (handled by the city, not the device model).
+OFFLINE_KINDS = frozenset({"device_offline", "tracker_offline"})
 
 
 class FaultError(ValueError):
@@ -98,6 +141,28 @@ def validate_fault(fault: dict[str, Any], device_kinds: dict[str, str]) -> dict[
                 f"fault {kind} on {device}: {key} must be a number >= 0, got {value!r}"
             )
     return out
+
+
+def subject_of(fault: dict[str, Any]) -> str:
+    """What part of the device the fault concerns: a circuit, a channel, the fix, the link."""
+    kind = fault["kind"]
+    if "circuit" in fault:
+        return f"circuit{fault['circuit']}"
+    if kind in ("door_open", "leakage", "voltage_sag", "supply_loss"):
+        return {"door_open": "door", "leakage": "leakage_current"}.get(kind, "supply")
+    if kind in ("dust_episode", "sensor_spike"):
+        return "pm10"
+    if kind == "pm25_over_pm10":
+        return "pm25"
+    if kind in ("sensor_flatline", "sensor_fault", "maintenance"):
+        return "sensor"
+    if kind in ("overspeed",):
+        return "speed"
+    if kind == "cover_open":
+        return "cover"
+    if kind in OFFLINE_KINDS:
+        return "link"
+    return "position"
 
 
 @dataclass

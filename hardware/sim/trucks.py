@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 
 from hardware.inventory import Inventory, Vehicle
 from hardware.sim.faults import Fault
@@ -84,6 +85,9 @@ class TruckModel:
         self.parked_until = 0.0
         self.faults: list[Fault] = []
         self._last: float | None = None
+        # A truck in service has kilometres on it (own stream: the motion draws stay as they were).
+        self.odometer_m = random.Random(veh.id).uniform(5e6, 9e7)
+        self.clock: Callable[[float], float] = lambda t: t  # wall -> simulated epoch seconds
         self.lat, self.lon = self.route[self.seg]
         self.heading = _bearing(self.route[self.seg], self.route[(self.seg + 1) % len(self.route)])
 
@@ -92,12 +96,16 @@ class TruckModel:
 
     def step(self, now: float) -> None:
         """Drive to where the truck is at ``now``."""
-        dt = 0.0 if self._last is None else min(60.0, max(0.0, now - self._last))
-        self._last = now
+        t = self.clock(now)  # motion follows simulated time; faults are wall-clock windows
+        dt = 0.0 if self._last is None else min(600.0, max(0.0, t - self._last))
+        self._last = t
         self.faults = [f for f in self.faults if f.until is None or now < f.until]
         rng = self.rng
         over = self._fault("overspeed", now)
-        if self._fault("long_stop", now) or now < self.parked_until:
+        # Skipping stops: speeding, driving on through banned hours, or missing a collection.
+        skip = over or self._fault("banned_hours", now) or self._fault("missed_collection", now)
+        stopped = self._fault("long_stop", now) or self._fault("illegal_dumping", now)
+        if stopped or (t < self.parked_until and not skip):
             self.speed = 0.0
         elif over is not None:
             self.speed = float(over.params["speed"]) + rng.gauss(0, 1.0)
@@ -107,6 +115,7 @@ class TruckModel:
             self.speed += max(-4.0, min(4.0, (self.target - self.speed) * 0.3 + rng.gauss(0, 1.0)))
             self.speed = min(50.0, max(20.0, self.speed))
         remaining = self.speed / 3.6 * dt
+        self.odometer_m += remaining
         n = len(self.route)
         while remaining > 0:
             a, b = self.route[self.seg], self.route[(self.seg + 1) % n]
@@ -116,21 +125,29 @@ class TruckModel:
                 break
             remaining -= seg_len - self.along
             self.seg, self.along = (self.seg + 1) % n, 0.0
-            if self.seg in self.dwell and over is None:
-                self.parked_until = now + self.dwell[self.seg]
+            if self.seg in self.dwell and not skip:
+                self.parked_until = t + self.dwell[self.seg]
                 break
         a, b = self.route[self.seg], self.route[(self.seg + 1) % n]
         frac = self.along / max(1e-6, _dist_m(a, b))
         self.heading = _bearing(a, b)
         lat, lon = a[0] + frac * (b[0] - a[0]), a[1] + frac * (b[1] - a[1])
+        dev = self._fault("route_deviation", now)
+        if dev is not None:  # a parallel street off the approved route, east of it
+            lon += float(dev.params["offset_m"]) / (_M_PER_DEG_LAT * math.cos(math.radians(lat)))
         self.lat = lat + rng.gauss(0, _GPS_SIGMA_M) / _M_PER_DEG_LAT
         self.lon = lon + rng.gauss(0, _GPS_SIGMA_M) / (_M_PER_DEG_LAT * math.cos(math.radians(lat)))
 
     def state(self, now: float) -> dict[str, float | bool]:
-        """Current fix keyed by the profile's point keys."""
+        """Current fix keyed by the profile's point keys (a GPS jump shows only in the fix)."""
+        lat, lon = self.lat, self.lon
+        jump = self._fault("gps_jump", now)
+        if jump is not None:
+            lat += float(jump.params["distance_m"]) / _M_PER_DEG_LAT
         return {
-            "lat": self.lat,
-            "lon": self.lon,
+            "lat": lat,
+            "lon": lon,
+            "odometer": self.odometer_m / 1000.0,  # km
             "speed": self.speed,
             "heading": self.heading,
             "cover_open": self._fault("cover_open", now) is not None,

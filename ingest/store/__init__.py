@@ -106,14 +106,19 @@ def open_store(
     *,
     read_only: bool = False,
     read_from: Literal["embedded", "influx"] = "embedded",
+    influx_retries: int = 5,
 ) -> TelemetryStore:
-    """The deployment's store: embedded, plus InfluxDB when ``cfg.store.influx`` is set."""
+    """The deployment's store: embedded, plus InfluxDB when ``cfg.store.influx`` is set.
+
+    ``influx_retries`` bounds attempts per write; ingest uses few, because it spills
+    and retries on its own schedule instead of blocking its intake.
+    """
     embedded = EmbeddedStore(cfg.path(cfg.store.path), read_only=read_only)
     if cfg.store.influx is None:
         return embedded
     from ingest.store.influx import InfluxStore  # influxdb-client only when configured
 
-    influx = InfluxStore(cfg.store.influx)
+    influx = InfluxStore(cfg.store.influx, retries=influx_retries)
     if not read_only:
         influx.ensure_database()
     # A read-only embedded store refuses writes, so a reader's fan-out cannot write either.

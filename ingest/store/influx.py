@@ -126,7 +126,12 @@ class InfluxStore:
                     self.ensure_database()
                     continue
                 if _is_client_error(exc):
-                    raise StoreError(f"InfluxDB refused the write: {_short(exc)}") from None
+                    # The answer's body says why (e.g. which field conflicts): keep it whole.
+                    body = getattr(exc, "body", None)
+                    if isinstance(body, bytes):
+                        body = body.decode("utf-8", errors="replace")
+                    why = str(body)[:1000] if body else _short(exc)
+                    raise StoreError(f"InfluxDB refused the write ({exc.status}): {why}") from None  # type: ignore[attr-defined]
                 if attempt == self.retries or self._closed.is_set():
                     raise StoreUnavailable(
                         f"InfluxDB at {self.cfg.url} unavailable after {attempt} attempts: "

@@ -73,8 +73,10 @@ def test_switch_needs_reason_and_known_cabinet(store):
 
 @pytest.mark.parametrize(
     "role,ok",
-    [("operator", True), ("admin", True), ("viewer", False), ("lighting_engineer", False)],
-)
+    # Same table as the rules service: the engineer may act on lighting alarms (A-1 is one).
+    [("operator", True), ("admin", True), ("viewer", False), ("lighting_engineer", True),
+     ("sanitation_supervisor", False)],
+)  # fmt: skip
 def test_acknowledge_by_role(store, role, ok):
     sent = _Sent()
     res = Actions(store, sent).acknowledge_alarm(Identity("u", role), "A-1", "收到")

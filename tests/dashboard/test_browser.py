@@ -4,6 +4,7 @@ circuit and sees it confirmed, a viewer is refused and sends nothing."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -37,31 +38,45 @@ class Server:
     log: Path
 
 
+def _write_config(tmp: Path, broker: BrokerConfig, port: int) -> Path:
+    cfg = config(broker, str(tmp / "var"), port)
+    cfg_path = tmp / "dashboard.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), allow_unicode=True))
+    return cfg_path
+
+
+def _start(repo_root: Path, cfg_path: Path, port: int, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(repo_root)}
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "dashboard.app", str(cfg_path)], cwd=repo_root,
+                                env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    wait_port(port, 60, proc)
+    return proc
+
+
+def _stop(proc: subprocess.Popen, log: Path) -> None:
+    proc.terminate()
+    try:
+        assert proc.wait(timeout=15) == 0, log.read_text(errors="replace")[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory, mosquitto, repo_root: Path) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("dash")
     broker = BrokerConfig(url=mosquitto.url)
     port = free_port()
-    cfg = config(broker, str(tmp / "var"), port)
-    cfg_path = tmp / "dashboard.yaml"
-    cfg_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), allow_unicode=True))
+    cfg_path = _write_config(tmp, broker, port)
     # Retained before the dashboard starts: it must pick the alarm up on subscribe.
     publish(broker, [(topics.alarm("A-1"), alarm().encode(), True)])
     log = tmp / "dashboard.log"
-    env = {**os.environ, "PYTHONPATH": str(repo_root)}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "dashboard.app", str(cfg_path)], cwd=repo_root,
-                                env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    proc = _start(repo_root, cfg_path, port, log)
     try:
-        wait_port(port, 60, proc)
         yield Server(f"http://127.0.0.1:{port}", broker, log)
     finally:
-        proc.terminate()
-        try:
-            assert proc.wait(timeout=15) == 0, log.read_text(errors="replace")[-3000:]
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+        _stop(proc, log)
         publish(broker, [(topics.alarm("A-1"), b"", True)])  # leave the session broker clean
 
 
@@ -116,7 +131,7 @@ def test_wall_shows_devices_and_case_number_with_no_foreign_requests(dashboard, 
         assert set(_markers(page, "rg-cabinets")) == {"LC-0001", "LC-0002"}
         assert _markers(page, "rg-dust") == ["DM-0001"]
         assert _markers(page, "rg-trucks") == ["TRK-0001"]
-        page.get_by_text("亮灯率").wait_for()
+        page.get_by_text("亮灯率").first.wait_for()
         page.wait_for_timeout(1500)  # let the KPI tiles' next tick land before the picture
         page.screenshot(path=str(artifacts / "wall.png"))
         assert requests, "no requests recorded"
@@ -192,3 +207,79 @@ def test_engineer_switches_and_sees_confirmation_viewer_is_refused(dashboard, br
         assert requests.foreign() == [], requests.foreign()
     finally:
         rec.close()
+
+
+def test_alarm_console_acts_for_an_operator_and_refuses_a_viewer(dashboard, browser, artifacts):
+    rec = Recorder(dashboard.broker, topics.alarm_action())
+    requests = _Requests()
+    try:
+        ctx, page = _page(browser, requests)
+        page.goto(dashboard.url + "/alarms")
+        page.get_by_text("CD-2026-000123").first.click(timeout=20_000)
+        page.locator(".rg-comment button").click()
+        page.get_by_text("无权限").wait_for(timeout=10_000)
+        ctx.close()
+        ctx, page = _page(browser, requests)
+        _login(page, dashboard.url, "operator", "operator-pw")
+        page.goto(dashboard.url + "/alarms")
+        page.get_by_text("CD-2026-000123").first.click(timeout=20_000)
+        page.get_by_placeholder("…").fill("已派人 dispatched")
+        page.locator(".rg-comment button").click()
+        page.get_by_text("操作请求已发送").wait_for(timeout=10_000)
+        page.screenshot(path=str(artifacts / "alarms.png"))
+        ctx.close()
+        wait_for("the action on the broker", lambda: rec.messages)
+        assert len(rec.messages) == 1, rec.messages  # the viewer's click sent nothing
+        doc = json.loads(rec.messages[0][1])
+        assert doc == {"alarm_id": "A-1", "action": "comment", "user": "operator",
+                       "role": "operator", "text": "已派人 dispatched"}  # fmt: skip
+        assert requests.foreign() == [], requests.foreign()
+    finally:
+        rec.close()
+
+
+def test_fleet_page_in_english_and_sessions_released_on_disconnect(dashboard, browser, artifacts):
+    requests = _Requests()
+    publish(dashboard.broker, [(topics.telemetry(0, "agent-7"), batch(seq=3).encode(), False)])
+    ctx, page = _page(browser, requests)
+    page.goto(dashboard.url + "/fleet?lang=en")
+    page.get_by_text("川A12345").first.wait_for(timeout=20_000)
+    for text in ("Track playback", "Violations", "Company", "Load track"):
+        page.get_by_text(text).first.wait_for(timeout=5_000)
+    assert page.get_by_text("车辆监管").count() == 0
+    page.screenshot(path=str(artifacts / "fleet-en.png"))
+    released = dashboard.log.read_text(errors="replace").count("session released")
+    ctx.close()
+    # Panel destroys the closed screen's session; its periodic callback goes with it.
+    wait_for(
+        "the session to be released",
+        lambda: dashboard.log.read_text(errors="replace").count("session released") > released,
+        timeout_s=15,
+    )
+    assert requests.foreign() == [], requests.foreign()
+
+
+def test_wall_rotates_and_reconnects_after_a_server_restart(
+    tmp_path, mosquitto, browser, repo_root
+):
+    broker = BrokerConfig(url=mosquitto.url)
+    port = free_port()
+    cfg_path = _write_config(tmp_path, broker, port)
+    log = tmp_path / "dashboard.log"
+    proc = _start(repo_root, cfg_path, port, log)
+    requests = _Requests()
+    ctx, page = _page(browser, requests)
+    try:
+        page.goto(f"http://127.0.0.1:{port}/?rotate=600")
+        page.get_by_text("亮灯率").first.wait_for(timeout=20_000)
+        assert page.evaluate("window.rgNextPage") == "/alarms?rotate=600"
+        page.evaluate("window.rgMarker = 1")  # gone once the page reloads
+        _stop(proc, log)
+        page.wait_for_function("window.rgDisconnected === true", timeout=10_000)
+        proc = _start(repo_root, cfg_path, port, log)
+        page.wait_for_function("window.rgMarker === undefined", timeout=20_000)
+        page.get_by_text("亮灯率").first.wait_for(timeout=20_000)
+        assert requests.foreign() == [], requests.foreign()
+    finally:
+        ctx.close()
+        _stop(proc, log)

@@ -23,8 +23,9 @@ def _dev(**kw):
 
 def test_every_protocol_builds_a_driver():
     from contracts.config import BrokerConfig
+    from drivers.listener import ListenerPool
 
-    assert protocols() == ["modbus", "mqtt_tracker", "opcua"]
+    assert protocols() == ["hj212", "jt808", "modbus", "mqtt_tracker", "opcua"]
     devs = [
         _dev(),
         _dev(
@@ -42,9 +43,29 @@ def test_every_protocol_builds_a_driver():
             endpoint="trackers/TRK-1/gps",
         ),
     ]
+    devs += [
+        _dev(
+            id="DM-H1",
+            kind="dust_monitor",
+            protocol="hj212",
+            profile="hj212_dust_monitor",
+            endpoint="tcp://127.0.0.1:9212",
+            address={"mn": "MN-1"},
+        ),
+        _dev(
+            id="TRK-J1",
+            kind="vehicle",
+            protocol="jt808",
+            profile="jt808_tracker",
+            endpoint="tcp://127.0.0.1:9808",
+            address={"phone": "13800138000"},
+        ),
+    ]
+    pool = ListenerPool()
     for d in devs:
-        drv = create_driver(d, broker=BrokerConfig())
+        drv = create_driver(d, broker=BrokerConfig(), listeners=pool)
         assert isinstance(drv, Driver)
+    assert sorted(pool.stats()) == ["hj212://127.0.0.1:9212", "jt808://127.0.0.1:9808"]
 
 
 @pytest.mark.parametrize(

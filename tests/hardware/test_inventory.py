@@ -37,10 +37,19 @@ def test_district_sizes_and_identities() -> None:
     inv = build_inventory("district")
     opc = [c for c in inv.cabinets if c.profile == "opcua_lighting_cabinet"]
     assert len(opc) == 10 and len(inv.cabinets) == 12
-    assert len(inv.dust_monitors) == 6 and len(inv.vehicles) == 12
+    assert len(inv.dust_monitors) == 6 + 4 and len(inv.vehicles) == 12 + 6
     ids = inv.device_ids()
     assert len(ids) == len(set(ids))
     assert all(re.fullmatch(r"(LC|DM|TRK)-\d{4}", i) for i in ids)
+    hj = [d for d in inv.dust_monitors if d.profile == "hj212_dust_monitor"]
+    assert [d.id for d in hj] == ["DM-1001", "DM-1002", "DM-1003", "DM-1004"]
+    assert all(re.fullmatch(r"[0-9A-Z]{24}", d.mn) for d in hj)
+    jt = [v for v in inv.vehicles if v.profile == "jt808_tracker"]
+    assert [v.id for v in jt][0] == "TRK-1001" and len(jt) == 6
+    assert all(re.fullmatch(r"\d{12}", v.phone) for v in jt)
+    assert {v.jt808_version for v in jt} == {None, 1}  # both header variants present
+    # The devices that were there before are untouched by the additions.
+    assert build_inventory("tiny", push_devices=True).cabinets == build_inventory("tiny").cabinets
     for cab in inv.cabinets:
         assert 30.4 < cab.lat < 30.9 and 103.8 < cab.lon < 104.3
         assert cab.road_class in ("main", "secondary") and cab.district.endswith("区")

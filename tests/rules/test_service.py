@@ -119,7 +119,8 @@ def test_service_publishes_alarms_and_takes_actions(tmp_path, mqtt_broker) -> No
     assert (tmp_path / "rules-state.bin").exists() and svc.metrics()["snapshots"] >= 1
 
     again = RulesService(cfg)
-    assert again.engine.stats()["pending"] == 1
+    # pending: cable theft (for_s 6) and lamp failure (for_s 60) on the same dark circuit
+    assert again.engine.stats()["pending"] == 2
     again.on_batch(frame([("LC-1", LC, 7 * S, "circuit1_current", 0.0)]))
     theft = [a for a in again.book.active() if a.rule_id == "lighting.cable_theft"]
     assert [(a.subject, a.severity) for a in theft] == [("LC-1/circuit1_current", "critical")]

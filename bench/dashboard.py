@@ -1,0 +1,187 @@
+"""Wall screens under load: N headless Chromium pages on one dashboard whose live store gets
+~15,000 moving markers every second; patching changed markers vs redrawing whole layers.
+
+Each mode runs its own dashboard process (fed directly, in-process, so the broker is not
+what is measured). Figures per mode: server CPU (% of one core) and RSS, websocket bytes
+per update per session (``page.on("websocket")`` frame sizes, over the updates received),
+and update latency: the time from the feeder's write (at a whole second) to a frame
+arriving in a page. The baseline (``redraw_all``) replaces every marker layer each second.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import random
+import shutil
+import socket
+import statistics
+import tempfile
+import threading
+import time
+from typing import Any
+
+__all__ = ["run"]
+
+_CENTER = (30.66, 104.06)
+_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+         "--disable-background-networking", "--disable-background-timer-throttling",
+         "--disable-renderer-backgrounding", "--disable-backgrounding-occluded-windows"]  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(port: int, markers: int, redraw_all: bool, stop_at: float) -> None:
+    """Child process: a dashboard whose store a thread moves every whole second."""
+    import logging
+
+    from contracts.config import parse_config
+    from contracts.telemetry import TelemetryBatch
+    from dashboard.app import serve
+    from dashboard.livestore import DeviceInfo, LiveStore
+
+    logging.basicConfig(level=logging.WARNING)
+    cfg = parse_config({"var_dir": tempfile.mkdtemp(prefix="rg-bench-"), "broker": {"url": f"mqtt://127.0.0.1:{_free_port()}"},
+                        "dashboard": {"host": "127.0.0.1", "port": port, "guest_role": "viewer"}})  # fmt: skip
+    rnd = random.Random(7)
+    devs = {}
+    pos = []
+    for i in range(markers):
+        dev_id = f"TRK-{i:05d}"
+        lat, lon = _CENTER[0] + rnd.uniform(-0.3, 0.3), _CENTER[1] + rnd.uniform(-0.3, 0.3)
+        devs[dev_id] = DeviceInfo(dev_id, "vehicle", dev_id, "bench", lat, lon,
+                                  {"fleet": f"fleet-{i % 6}"})  # fmt: skip
+        pos.append([dev_id, lat, lon, rnd.uniform(0, 360)])
+    store = LiveStore(devs)
+    stop = threading.Event()
+
+    def feed() -> None:
+        seq = 0
+        while not stop.is_set():
+            time.sleep(math.ceil(time.time()) - time.time())  # write at whole seconds
+            if time.time() > stop_at:
+                stop.set()
+                return
+            seq += 1
+            now = time.time_ns()
+            b = TelemetryBatch(agent="bench", seq=seq)
+            for p in pos:
+                p[3] = (p[3] + rnd.uniform(-20, 20)) % 360
+                p[1] += 0.0002 * math.cos(math.radians(p[3]))
+                p[2] += 0.0002 * math.sin(math.radians(p[3]))
+                for name, v in (("lat", p[1]), ("lon", p[2]), ("heading", p[3]), ("speed", 30.0)):
+                    b.device_id.append(p[0])
+                    b.kind.append("vehicle")
+                    b.ts.append(now)
+                    b.field_name.append(name)
+                    b.value.append(v)
+            store.apply_batch(b)
+
+    threading.Thread(target=feed, daemon=True).start()
+    serve(cfg, stop=stop, redraw_all=redraw_all, store=store)
+
+
+def _mode(sessions: int, markers: int, seconds: int, redraw_all: bool) -> dict[str, Any]:
+    import psutil
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    # A safety net only: the parent terminates the server once it has measured.
+    stop_at = time.time() + 900 + seconds
+    proc = mp.get_context("spawn").Process(
+        target=_serve, args=(port, markers, redraw_all, stop_at), daemon=True
+    )
+    proc.start()
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    ps = psutil.Process(proc.pid)
+    frames: list[list[tuple[float, int]]] = [[] for _ in range(sessions)]
+    measuring = threading.Event()
+
+    def watch(i: int, ws: Any) -> None:
+        def got(payload: Any) -> None:
+            if measuring.is_set():
+                size = len(payload) if payload is not None else 0
+                frames[i].append((time.time(), size))
+
+        ws.on("framereceived", got)
+
+    with sync_playwright() as p:
+        exe = shutil.which("chromium") or shutil.which("chromium-browser")
+        browser = p.chromium.launch(executable_path=exe, args=_ARGS, headless=True)
+        pages = []
+        for i in range(sessions):
+            page = browser.new_page(viewport={"width": 1600, "height": 900})
+            page.on("websocket", lambda ws, i=i: watch(i, ws))
+            page.goto(f"http://127.0.0.1:{port}/", timeout=120_000)
+            pages.append(page)
+        for page in pages:
+            page.wait_for_function(
+                """() => window.Bokeh && Bokeh.documents.some(d => {
+                       const m = d.get_model_by_name('rg-trucks'); return m && m.data.id.length > 0; })""",
+                timeout=120_000,
+            )
+        ps.cpu_percent(None)
+        t0 = time.time()
+        measuring.set()
+        rss = []
+        while time.time() - t0 < seconds and time.time() < stop_at - 1:
+            rss.append(ps.memory_info().rss)
+            pages[0].wait_for_timeout(1000)  # keeps Playwright's event loop delivering frames
+        measuring.clear()
+        elapsed = time.time() - t0
+        cpu = ps.cpu_percent(None)
+        browser.close()
+    proc.terminate()
+    proc.join(15)
+    per_session_bytes = [sum(s for _, s in f) for f in frames]
+    updates = [len({int(t) for t, s in f if s > 1000}) for f in frames]  # seconds with data
+    lat = sorted((t - math.floor(t)) * 1000 for f in frames for t, s in f if s > 1000)
+    bpu = [b / u for b, u in zip(per_session_bytes, updates) if u]
+    return {
+        "server_cpu_pct": round(cpu, 1),
+        "server_rss_mb": round(max(rss) / 2**20, 1) if rss else None,
+        "bytes_per_update_per_session": round(statistics.mean(bpu)) if bpu else None,
+        "updates_per_session_per_s": round(statistics.mean(updates) / elapsed, 2),
+        "latency_ms_p50": round(lat[len(lat) // 2]) if lat else None,
+        "latency_ms_p95": round(lat[int(len(lat) * 0.95)]) if lat else None,
+        "seconds": round(elapsed, 1),
+    }
+
+
+def run(sessions: int = 20, markers: int = 15000, seconds: int = 30) -> dict:
+    """Patch-only wall sessions vs whole-layer redraws, same load, same run."""
+    patch = _mode(sessions, markers, seconds, redraw_all=False)
+    redraw = _mode(sessions, markers, seconds, redraw_all=True)
+
+    def ratio(key: str) -> float | None:
+        a, b = patch.get(key), redraw.get(key)
+        return round(b / a, 2) if a and b else None
+
+    return {
+        "sessions": sessions,
+        "markers": markers,
+        "patch": patch,
+        "redraw_baseline": redraw,
+        "bytes_ratio_redraw_over_patch": ratio("bytes_per_update_per_session"),
+        "cpu_ratio_redraw_over_patch": ratio("server_cpu_pct"),
+        "latency_p95_ratio_redraw_over_patch": ratio("latency_ms_p95"),
+        "note": "latency = frame arrival minus the feeder's whole-second write",
+    }
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    args = [int(a) for a in sys.argv[1:]]
+    print(json.dumps(run(*args), indent=2))

@@ -1,0 +1,188 @@
+"""Rules engine throughput: numba engine vs the Python reference vs a polars implementation.
+
+All three run the shipped Chengdu threshold rules over the same stream in 10k-row batches
+and must produce the same transitions. The Python reference is timed on a subsample and
+its rate extrapolated per row (labelled so). Figures are end to end, id mapping included;
+polars is limited to one thread so "one core" holds for every contestant.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("POLARS_MAX_THREADS", "1")  # must precede the first polars import
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
+
+from bench._rules_polars import PolarsRules  # noqa: E402
+from rules.defaults import load_default_rules  # noqa: E402
+from rules.engine import RulesEngine  # noqa: E402
+from rules.reference import ReferenceEngine  # noqa: E402
+
+__all__ = ["run", "city_stream"]
+
+S = 1_000_000_000
+_T0 = 1_763_942_400 * S
+_LC = ["voltage_l1", "voltage_l2", "voltage_l3", "current_l1", "current_l2", "current_l3",
+       "leakage_current", "door_open", "power_factor", "active_power",
+       *[f"circuit{i}_{x}" for i in range(1, 7) for x in ("on", "current")]]  # fmt: skip
+_DM = ["pm25", "pm10", "tsp", "noise", "wind_speed", "wind_direction", "temperature", "humidity"]
+_VH = ["lat", "lon", "speed", "heading", "cover_open"]
+_BASE = {"voltage": 220.0, "current_l": 40.0, "leakage": 10.0, "door": 0.0, "power_f": 0.9,
+         "active": 20.0, "_on": 1.0, "_current": 3.0, "pm25": 50.0, "pm10": 120.0, "tsp": 200.0,
+         "noise": 60.0, "wind_s": 3.0, "wind_d": 180.0, "temp": 20.0, "humid": 60.0,
+         "lat": 30.6, "lon": 104.0, "speed": 40.0, "heading": 90.0, "cover": 0.0}  # fmt: skip
+
+
+def _base(field: str) -> float:
+    return next(v for k, v in _BASE.items() if k in field)
+
+
+def city_stream(rows: int, kind: str, devices: int, seed: int = 11) -> pl.DataFrame:
+    """A deterministic telemetry stream: every device reports all its fields each interval."""
+    rng = np.random.default_rng(seed)
+    if kind == "vehicle":
+        kinds = [("vehicle", "TRK", _VH)]
+    else:
+        kinds = [("lighting_cabinet", "LC", _LC), ("dust_monitor", "DM", _DM)]
+    dev_ids, dev_kind, dev_fields = [], [], []
+    for i in range(devices):
+        k, prefix, fields = kinds[i % len(kinds)]
+        dev_ids.append(f"{prefix}-{i:05d}")
+        dev_kind.append(k)
+        dev_fields.append(fields)
+    per_round = sum(len(f) for f in dev_fields)
+    d_idx = np.concatenate([np.full(len(f), i) for i, f in enumerate(dev_fields)])
+    f_names = np.concatenate([np.asarray(f) for f in dev_fields])
+    reps = -(-rows // per_round)
+    d = np.tile(d_idx, reps)[:rows]
+    f = np.tile(f_names, reps)[:rows]
+    rnd = np.repeat(np.arange(reps), per_round)[:rows]
+    base = np.array([_base(x) for x in f_names])
+    v = np.tile(base, reps)[:rows] * rng.normal(1.0, 0.08, rows)
+    # excursions: a few percent of rows far out, so rules latch, raise and clear
+    hit = rng.random(rows) < 0.03
+    v[hit] *= rng.choice([0.0, 0.05, 3.0, 9.0], hit.sum())
+    binary = np.char.endswith(f.astype(str), "_on") | (f == "door_open") | (f == "cover_open")
+    v[binary] = (rng.random(binary.sum()) < np.where(f[binary] == "door_open", 0.01, 0.9)) * 1.0
+    v[rng.random(rows) < 0.001] = np.nan
+    return pl.DataFrame(
+        {
+            "device_id": np.asarray(dev_ids)[d],
+            "kind": np.asarray(dev_kind)[d],
+            "ts": _T0 + rnd.astype(np.int64) * 5 * S + d.astype(np.int64) * 1000,
+            "field": f,
+            "value": v,
+        },
+        schema={"device_id": pl.String, "kind": pl.String, "ts": pl.Int64,
+                "field": pl.String, "value": pl.Float64},
+    )  # fmt: skip
+
+
+def _batches(frame: pl.DataFrame, batch: int) -> list[pl.DataFrame]:
+    return [frame.slice(i, batch) for i in range(0, frame.height, batch)]
+
+
+def _key(tr) -> tuple:
+    return (tr.rule_id, tr.subject, tr.kind, tr.ts)
+
+
+def _numba(rules, batches) -> tuple[float, float, list]:
+    eng = RulesEngine(rules)
+    out: list = []
+    t0 = time.perf_counter()
+    for b in batches:
+        out.extend(eng.process(b))
+    first = time.perf_counter() - t0
+    # a second pass over the same devices, later in time: the steady state once all are known
+    later = [b.with_columns(pl.col("ts") + 10**6 * S) for b in batches]
+    t0 = time.perf_counter()
+    for b in later:
+        eng.process(b)
+    return first, time.perf_counter() - t0, out
+
+
+def _reference(rules, frame: pl.DataFrame, rows: int) -> tuple[float, list]:
+    ref = ReferenceEngine(rules)
+    part = frame.head(rows)
+    t0 = time.perf_counter()
+    out = ref.process_rows(part.iter_rows())
+    return time.perf_counter() - t0, out
+
+
+def _polars(rules, batches) -> tuple[float, list]:
+    eng = PolarsRules(rules)
+    out: list = []
+    t0 = time.perf_counter()
+    for b in batches:
+        out.extend(eng.process(b))
+    return time.perf_counter() - t0, out
+
+
+def _startup(cache_dir: str) -> float:
+    code = (
+        "import time; t=time.perf_counter(); from rules.engine import RulesEngine; "
+        "from rules.defaults import load_default_rules; RulesEngine(load_default_rules()); "
+        "print(time.perf_counter()-t)"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
+    res = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return float(res.stdout.strip().splitlines()[-1])
+
+
+def run(rows: int = 2_000_000, batch: int = 10_000, ref_rows: int = 100_000) -> dict:
+    """Sensor and vehicle rows/s of the three engines on one stream, and start-up times."""
+    rules = load_default_rules()
+    sensor_rules = [r for r in rules if r.domain != "vehicle"]
+    vehicle_rules = [r for r in rules if r.domain == "vehicle"]
+    res: dict = {"rows": rows, "batch": batch, "sensor_rules": len(sensor_rules),
+                 "vehicle_rules": len(vehicle_rules), "polars_threads": pl.thread_pool_size()}  # fmt: skip
+    for name, kind, rs, devices in (
+        ("sensor", "sensor", rules, 2000),
+        ("vehicle", "vehicle", rules, 2000),
+    ):
+        frame = city_stream(rows, kind, devices)
+        batches = _batches(frame, batch)
+        t_first, t_steady, got = _numba(rs, batches)
+        ref_rows = max(batch, ref_rows // batch * batch)  # whole batches, to compare
+        t_ref, ref = _reference(rs, frame, ref_rows)
+        t_pl, pol = _polars(rs, batches)
+        n_ref = min(ref_rows, rows)
+        ref_rate = n_ref / t_ref
+        nb_rate = rows / t_first
+        res[name] = {
+            "numba_rows_per_s": round(nb_rate),
+            "numba_steady_rows_per_s": round(rows / t_steady),
+            "python_reference_rows_per_s_extrapolated": round(ref_rate),
+            "python_reference_sample_rows": n_ref,
+            "polars_rows_per_s": round(rows / t_pl),
+            "x_vs_python": round(nb_rate / ref_rate, 1),
+            "x_vs_polars": round(nb_rate / (rows / t_pl), 1),
+            "transitions": len(got),
+            "same_as_reference_on_sample": _sample_keys(rs, batches, n_ref // batch)
+            == [_key(t) for t in ref],
+            "same_as_polars": [_key(t) for t in got] == [_key(t) for t in pol],
+        }
+    with tempfile.TemporaryDirectory() as empty:
+        res["startup_cold_compile_s"] = round(_startup(empty), 2)
+        res["startup_with_cache_s"] = round(_startup(empty), 2)
+    return res
+
+
+def _sample_keys(rules, batches, n: int) -> list:
+    eng = RulesEngine(rules)
+    return [_key(t) for b in batches[:n] for t in eng.process(b)]
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(**{k: int(v) for k, v in (a.split("=") for a in sys.argv[1:])})))

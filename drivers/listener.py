@@ -1,0 +1,171 @@
+"""Shared TCP listeners for devices that push (HJ 212, JT/T 808).
+
+Many devices share one ``tcp://BIND:PORT`` endpoint, so the listener is not owned by a
+driver: a :class:`ListenerPool` (one per agent) holds one asyncio server per endpoint,
+and each driver attaches its identity (MN or phone number) as a route. Frames are routed
+to the driver's ``accept`` method; frames for unknown identities and bad frames are
+counted on the listener. A driver's close() never stops the listener (other devices, and
+the same device after a reconnect, still need it); the pool is stopped by the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from drivers.base import BadConfig, DeviceUnavailable
+
+__all__ = ["Listener", "ListenerPool", "ConnectionHandler", "default_pool"]
+
+log = logging.getLogger(__name__)
+
+# (listener, reader, writer) -> runs until the peer goes away
+ConnectionHandler = Callable[
+    ["Listener", asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
+]
+
+
+class Listener:
+    """One TCP server on one endpoint for one protocol, routing by device identity."""
+
+    def __init__(self, protocol: str, host: str, port: int, handler: ConnectionHandler):
+        self.protocol = protocol
+        self.host = host
+        self.port = port
+        self._handler = handler
+        self.routes: dict[str, Any] = {}
+        self.counters = {
+            "connections": 0,
+            "frames": 0,
+            "bad_frames": 0,
+            "unknown_ids": 0,
+            "replies": 0,
+        }
+        self.last_error = ""
+        self._server: asyncio.Server | None = None
+        self._conns: set[asyncio.Task[None]] = set()
+        self._start_lock = asyncio.Lock()
+
+    @property
+    def running(self) -> bool:
+        """True while the server accepts connections."""
+        return self._server is not None and self._server.is_serving()
+
+    def bad_frame(self, reason: str, peer: Any) -> None:
+        """Count and log a rejected frame."""
+        self.counters["bad_frames"] += 1
+        self.last_error = reason
+        log.warning("%s listener %s:%d: bad frame from %s: %s", *self._where(), peer, reason)
+
+    def unknown(self, ident: str, peer: Any) -> None:
+        """Count and log a frame from a device this agent does not own."""
+        self.counters["unknown_ids"] += 1
+        log.warning("%s listener %s:%d: unknown device %r from %s", *self._where(), ident, peer)
+
+    def _where(self) -> tuple[str, str, int]:
+        return self.protocol, self.host, self.port
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._conns.add(task)
+        self.counters["connections"] += 1
+        try:
+            await self._handler(self, reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except Exception:  # one peer's bug must not take the listener down
+            log.exception("%s listener %s:%d: connection handler failed", *self._where())
+        finally:
+            self._conns.discard(task)
+            writer.close()
+
+    async def start(self) -> None:
+        """Bind (idempotent); DeviceUnavailable when the port cannot be bound."""
+        async with self._start_lock:
+            if self.running:
+                return
+            try:
+                self._server = await asyncio.start_server(
+                    self._serve, self.host, self.port, limit=16384
+                )
+            except OSError as exc:
+                raise DeviceUnavailable(
+                    f"{self.protocol} listener tcp://{self.host}:{self.port}: {exc}"
+                ) from None
+            if self.port == 0:  # tests bind to a free port and read it back
+                self.port = self._server.sockets[0].getsockname()[1]
+            log.info("%s listener on %s:%d", *self._where())
+
+    async def stop(self) -> None:
+        """Close the server and every open connection."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for t in list(self._conns):
+            t.cancel()
+        if self._conns:
+            await asyncio.wait(list(self._conns), timeout=2)
+        if server is not None:
+            await server.wait_closed()
+
+
+class ListenerPool:
+    """The listeners of one agent, one per (host, port)."""
+
+    def __init__(self) -> None:
+        self.listeners: dict[tuple[str, int], Listener] = {}
+
+    def attach(
+        self,
+        protocol: str,
+        host: str,
+        port: int,
+        ident: str,
+        route: Any,
+        handler: ConnectionHandler,
+    ) -> Listener:
+        """Register a device route on the endpoint's listener (created on first use)."""
+        lst = self.listeners.get((host, port))
+        if lst is None:
+            lst = self.listeners[(host, port)] = Listener(protocol, host, port, handler)
+        elif lst.protocol != protocol:
+            raise BadConfig(
+                f"endpoint tcp://{host}:{port} is already a {lst.protocol} listener, "
+                f"cannot also serve {protocol}"
+            )
+        other = lst.routes.get(ident)
+        if other is not None and other is not route:
+            raise BadConfig(f"{protocol} identity {ident!r} on tcp://{host}:{port} used twice")
+        lst.routes[ident] = route
+        return lst
+
+    async def start(self) -> None:
+        """Bind every listener; a port that cannot be bound is logged (its devices go offline)."""
+        for lst in self.listeners.values():
+            try:
+                await lst.start()
+            except DeviceUnavailable as exc:
+                log.error("%s", exc)
+
+    async def stop(self) -> None:
+        """Stop every listener."""
+        for lst in self.listeners.values():
+            await lst.stop()
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Counters per listener endpoint."""
+        return {
+            f"{lst.protocol}://{h}:{port}": dict(lst.counters)
+            for (h, port), lst in self.listeners.items()
+        }
+
+
+_DEFAULT = ListenerPool()
+
+
+def default_pool() -> ListenerPool:
+    """The process-wide pool used when a driver is created without the agent's pool."""
+    return _DEFAULT
