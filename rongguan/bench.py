@@ -18,6 +18,14 @@ BENCHMARKS = {
         "bench.encode",
         "line-protocol encoding: polars expressions vs influxdb-client Point",
     ),
+    "ingest": (
+        "bench.ingest",
+        "ingest: MQTT-to-InfluxDB path vs the raw /write ceiling (~2.5 min)",
+    ),
+    "rules": ("bench.rules", "rules engine: numba vs Python reference vs polars (~2 min)"),
+    "poll": ("bench.poll", "Modbus polling: merged reads vs one request per point"),
+    "sim": ("bench.sim", "simulated HJ 212 / JT/T 808 devices per process, CPU and memory"),
+    "dashboard": ("bench.dashboard", "wall sessions: patching vs redrawing the marker layer"),
 }
 
 
