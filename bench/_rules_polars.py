@@ -23,6 +23,8 @@ class PolarsRules:
     """Threshold rules over telemetry frames, evaluated with polars window expressions."""
 
     def __init__(self, rules: list[RuleConfig]):
+        # threshold rules only: the other families have no polars twin yet
+        rules = [r for r in rules if getattr(r, "family", "threshold") == "threshold"]
         self.rules = list(rules)
         self._pat = [Pattern(r.field) for r in rules]
         self._gpat = [Pattern(r.guard.field) if r.guard else None for r in rules]

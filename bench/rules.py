@@ -140,7 +140,8 @@ def _startup(cache_dir: str) -> float:
 
 def run(rows: int = 2_000_000, batch: int = 10_000, ref_rows: int = 100_000) -> dict:
     """Sensor and vehicle rows/s of the three engines on one stream, and start-up times."""
-    rules = load_default_rules()
+    # the three engines are compared on the threshold rules, which all three implement
+    rules = [r for r in load_default_rules() if r.family == "threshold"]
     sensor_rules = [r for r in rules if r.domain != "vehicle"]
     vehicle_rules = [r for r in rules if r.domain == "vehicle"]
     res: dict = {"rows": rows, "batch": batch, "sensor_rules": len(sensor_rules),

@@ -31,6 +31,7 @@ from dashboard.views._live import set_display_tz
 from dashboard.views.alarms import AlarmsView
 from dashboard.views.fleet import FleetView, default_day_of
 from dashboard.views.lighting import LightingView
+from dashboard.views.markers import MarkerCache
 from dashboard.views.style import PAGE_CSS
 from dashboard.views.style import html as html_pane
 from dashboard.views.wall import WallView
@@ -65,6 +66,7 @@ class Dashboard:
         self.auth = auth
         self.redraw_all = redraw_all  # benchmark baseline: wall redraws whole layers
         self.kpis = KpiCache(store)
+        self.markers = MarkerCache(store)
         self.history = History(cfg)
         set_display_tz(cfg.tz)
 
@@ -104,7 +106,7 @@ class Dashboard:
         if name == "wall":
             view: Any = WallView(
                 self.store, self.kpis, self.cfg.dashboard.basemap, lang,
-                self.cfg.dashboard.title, redraw_all=self.redraw_all,
+                self.cfg.dashboard.title, redraw_all=self.redraw_all, markers=self.markers,
             )  # fmt: skip
         elif name == "lighting":
             view = LightingView(self.store, self.actions, who, lang)

@@ -16,6 +16,7 @@ from drivers.listener import ListenerPool
 from edge_agent.buffer import DiskBuffer
 from edge_agent.commands import CommandExecutor
 from edge_agent.link import MqttLink
+from edge_agent.metrics import MetricsServer, agent_figures, render
 from edge_agent.outbox import Outbox
 from edge_agent.supervisor import DeviceSupervisor
 
@@ -27,7 +28,14 @@ log = logging.getLogger(__name__)
 class EdgeAgent:
     """Polls the devices an agent owns and publishes their telemetry to the broker."""
 
-    def __init__(self, cfg: DeploymentConfig, agent_id: str, *, seed: int | None = None):
+    def __init__(
+        self,
+        cfg: DeploymentConfig,
+        agent_id: str,
+        *,
+        seed: int | None = None,
+        metrics_port: int | None = None,
+    ):
         self.cfg = cfg
         self.agent = cfg.agent(agent_id)
         self.agent_id = agent_id
@@ -37,6 +45,14 @@ class EdgeAgent:
         self._link: MqttLink | None = None
         self._commands: CommandExecutor | None = None
         self.listeners = ListenerPool()  # shared TCP listeners of pushing devices
+        # Prometheus endpoint (None: off; 0: a free port, read back from metrics_server.port)
+        self.metrics_server = (
+            None if metrics_port is None else MetricsServer(self.prometheus, metrics_port)
+        )
+
+    def prometheus(self) -> str:
+        """The agent's figures in Prometheus text exposition format."""
+        return render(agent_figures(self))
 
     def metrics(self) -> dict[str, Any]:
         """Counters of the whole agent: outbox, link, commands, and per device."""
@@ -109,6 +125,8 @@ class EdgeAgent:
         assert self._link and self._outbox and self._commands
         self._link.start()
         await self.listeners.start()  # before the first poll, so pushing devices can connect
+        if self.metrics_server is not None:
+            await self.metrics_server.start()
         tasks = [asyncio.create_task(self._outbox.run(stop), name="outbox")]
         tasks += [
             asyncio.create_task(s.run(stop), name=f"poll-{d}") for d, s in self.supervisors.items()
@@ -126,6 +144,8 @@ class EdgeAgent:
                 if not t.cancelled() and t.exception() is not None:
                     log.error("task %s failed: %r", t.get_name(), t.exception())
             await self.listeners.stop()
+            if self.metrics_server is not None:
+                await self.metrics_server.stop()
             await self._outbox.drain(2.0)
             await self._link.stop()
             for s in self.supervisors.values():

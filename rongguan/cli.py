@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--scenario", help="fault scenario YAML (default: the shipped demo scenario)")
     d.add_argument(
+        "--poll-s", type=float, help="poll interval of OPC-UA/Modbus devices (default: per device)"
+    )
+    d.add_argument(
+        "--batch-delay-s", type=float, default=0.5, help="agent batching delay (default 0.5 s)"
+    )
+    d.add_argument(
         "--var-dir", default="var/demo", help="where the demo keeps its files (wiped at start)"
     )
 

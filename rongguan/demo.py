@@ -76,7 +76,11 @@ def demo_config(
         "broker": {"url": mqtt_url},
         "store": store,
         "agents": [
-            {"id": "agent-1", "batch": {"max_rows": 5000, "max_delay_s": 0.5}, "devices": devices}
+            {
+                "id": "agent-1",
+                "batch": {"max_rows": 5000, "max_delay_s": args.batch_delay_s},
+                "devices": devices,
+            }
         ],
         "rules": [r.model_dump(mode="json") for r in load_default_rules()],
         "cases": cases,
@@ -173,6 +177,10 @@ def run_demo(args: argparse.Namespace) -> int:
                 raise RuntimeError(f"simulator did not start; see {var_dir / 'simulate.log'}")
             time.sleep(0.1)
         devices = json.loads(endpoints.read_text(encoding="utf-8"))["devices"]
+        if args.poll_s:
+            for dev in devices:
+                if dev["protocol"] in ("opcua", "modbus"):
+                    dev["interval_s"] = args.poll_s
         print(f"simulator   {len(devices)} devices, scenario {scenario}", flush=True)
         data = demo_config(args, mqtt_url, devices, var_dir)
         parse_config(data, "demo config")  # fail here, loudly, rather than in a child

@@ -103,7 +103,7 @@ def _agent(cfg: DeploymentConfig, agent_id: str | None) -> int:
     except KeyError as exc:
         print(exc.args[0], file=sys.stderr)
         return 2
-    agent = EdgeAgent(cfg, agent_id)
+    agent = EdgeAgent(cfg, agent_id, metrics_port=cfg.agent(agent_id).metrics_port)
     run_until_signalled(agent.run)
     return 0
 

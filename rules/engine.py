@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Mapping
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
 
-from contracts.config import RuleConfig
+from contracts.config import AnyRuleConfig, DeviceConfig, RuleConfig
 from rules import kernels as K
 from rules.compile import SeriesIndex, compile_rules
+from rules.families import FamilyEngine
+from rules.idmap import key_hashes
 from rules.transition import Transition, subject_of
 
 __all__ = ["RulesEngine", "Transition", "SnapshotError"]
@@ -23,10 +27,28 @@ class SnapshotError(ValueError):
 
 
 class RulesEngine:
-    """Threshold rules over telemetry frames (columns device_id, kind, ts, field, value)."""
+    """Rules over telemetry frames (columns device_id, kind, ts, field, value).
 
-    def __init__(self, rules: list[RuleConfig], out_capacity: int = 1024):
-        self.rules = list(rules)
+    Threshold rules run in :mod:`rules.kernels`; the other families (window, stale,
+    flatline, rate, cross, astro, noise) in :mod:`rules.families`. ``devices`` gives astro
+    rules their locations, ``tz`` the local time of day/night limits.
+    """
+
+    def __init__(
+        self,
+        rules: list[AnyRuleConfig],
+        out_capacity: int = 1024,
+        devices: Mapping[str, DeviceConfig] | None = None,
+        tz: ZoneInfo | None = None,
+    ):
+        self.all_rules = list(rules)
+        self.rules: list[RuleConfig] = [r for r in rules if isinstance(r, RuleConfig)]
+        self.families = FamilyEngine(
+            [r for r in rules if not isinstance(r, RuleConfig)],  # type: ignore[misc]
+            devices,
+            tz,
+            out_capacity,
+        )
         self._arr = compile_rules(self.rules)
         self.index = SeriesIndex(self.rules)
         self._ser_val = np.zeros(0, dtype=np.float64)
@@ -51,19 +73,37 @@ class RulesEngine:
         if frame.height == 0:
             return []
         with self._lock:
-            sids = self.index.lookup(frame, hashes)
-            self._grow()
-            ts = frame.get_column("ts")
-            if ts.dtype != pl.Int64:
-                ts = ts.cast(pl.Int64)
-            vals = frame.get_column("value")
-            if vals.dtype != pl.Float64:
-                vals = vals.cast(pl.Float64)
-            # to_numpy turns float nulls into NaN by itself; fill_null would cost a copy
-            sid_a = K.readonly(np.ascontiguousarray(sids, dtype=np.int32))
-            ts_a = K.readonly(np.ascontiguousarray(ts.to_numpy(), dtype=np.int64))
-            val_a = K.readonly(np.ascontiguousarray(vals.to_numpy(), dtype=np.float64))
-            return self._run(sid_a, ts_a, val_a)
+            if self.families.rules:
+                if hashes is None:
+                    hashes = key_hashes(frame)
+                fam = self.families.process(frame, hashes)
+                self.transitions += len(fam)
+                if not self.rules:
+                    return fam
+                return self._process(frame, hashes) + fam
+            return self._process(frame, hashes)
+
+    def tick(self, now_ns: int) -> list[Transition]:
+        """Check the staleness rules at ``now_ns`` (the service calls this every second)."""
+        with self._lock:
+            out = self.families.tick(now_ns)
+            self.transitions += len(out)
+            return out
+
+    def _process(self, frame: pl.DataFrame, hashes: np.ndarray | None) -> list[Transition]:
+        sids = self.index.lookup(frame, hashes)
+        self._grow()
+        ts = frame.get_column("ts")
+        if ts.dtype != pl.Int64:
+            ts = ts.cast(pl.Int64)
+        vals = frame.get_column("value")
+        if vals.dtype != pl.Float64:
+            vals = vals.cast(pl.Float64)
+        # to_numpy turns float nulls into NaN by itself; fill_null would cost a copy
+        sid_a = K.readonly(np.ascontiguousarray(sids, dtype=np.int32))
+        ts_a = K.readonly(np.ascontiguousarray(ts.to_numpy(), dtype=np.int64))
+        val_a = K.readonly(np.ascontiguousarray(vals.to_numpy(), dtype=np.float64))
+        return self._run(sid_a, ts_a, val_a)
 
     def _run(self, sids: np.ndarray, ts: np.ndarray, vals: np.ndarray) -> list[Transition]:
         ptr, feed = self.index.feeds()
@@ -149,6 +189,8 @@ class RulesEngine:
             "subjects": self.index.n_slots,
             "active": int(self._slot_active.sum()),
             "pending": int(((self._slot_since != K.NO_TS) & (self._slot_active == 0)).sum()),
+            "family_subjects": self.families.index.n_slots,
+            "family_active": int(self.families.active.sum()),
         }
 
     def snapshot(self) -> bytes:
@@ -173,6 +215,7 @@ class RulesEngine:
                 slot_active=self._slot_active,
                 slot_last=self._slot_last,
                 counters=self.counters,
+                **self.families.state(),
             )
             return buf.getvalue()
 
@@ -195,6 +238,7 @@ class RulesEngine:
             )
             since, active, last = z["slot_since"], z["slot_active"], z["slot_last"]
             counters = z["counters"]
+            fam_state = {k: z[k] for k in z.files if k.startswith("f_")}
         except SnapshotError:
             raise
         except Exception as exc:  # a truncated or foreign file: say so, never half-restore
@@ -221,3 +265,4 @@ class RulesEngine:
                     self._slot_active[q] = active[old]
                     self._slot_last[q] = last[old]
             self.counters[:] = counters
+            self.families.load_state(fam_state)

@@ -34,14 +34,28 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
 }
 
 
+def _open_store(cfg: DeploymentConfig) -> Any:
+    try:
+        from ingest.store import open_store
+
+        return open_store(cfg, influx_retries=1)
+    except Exception as exc:
+        log.error("alarm history disabled: cannot open the store: %s", exc)
+        return None
+
+
 class RulesService:
     """Rules for one deployment: ``on_batch`` is the ingest hook, ``run`` the MQTT side."""
 
-    def __init__(self, cfg: DeploymentConfig, snapshot_every_s: float = 30.0):
+    def __init__(self, cfg: DeploymentConfig, snapshot_every_s: float = 30.0, store: Any = None):
+        """``store`` (an ingest TelemetryStore) receives alarm history; built with
+        ``ingest.store.open_store(cfg)`` when None, and skipped (logged) when that fails."""
         self.cfg = cfg
         self.snapshot_every_s = snapshot_every_s
         self._rules = {r.id: r for r in cfg.rules}
-        self.engine = RulesEngine(cfg.rules)
+        devices = {d.id: d for _, d in cfg.devices().values()}
+        self.engine = RulesEngine(cfg.rules, devices=devices, tz=cfg.tz)
+        self.store = store if store is not None else _open_store(cfg)
         self.state_path = cfg.path(STATE_FILE)
         self._restore()
         self._client: mqtt.Client | None = None
@@ -51,10 +65,12 @@ class RulesService:
         self.counters: dict[str, int] = {
             "batches": 0, "batch_errors": 0, "published": 0, "publish_deferred": 0,
             "actions": 0, "actions_rejected": 0, "cases_enqueued": 0, "snapshots": 0,
+            "ticks": 0, "history_written": 0, "history_errors": 0,
         }  # fmt: skip
         self.last_batch_ms = 0.0
-        devices = {d.id: d for _, d in cfg.devices().values()}
-        self.book = AlarmBook(cfg.path(cfg.alarms.path), self._publish, devices=devices)
+        self.book = AlarmBook(
+            cfg.path(cfg.alarms.path), self._publish, store_hook=self._history, devices=devices
+        )
         self.outbox = CaseOutbox(cfg.path("case-outbox.db"))
         if cfg.cases.sink == "http":
             assert cfg.cases.url is not None
@@ -73,17 +89,47 @@ class RulesService:
         """The ingest hook: evaluate the rules on a validated telemetry frame; never raises."""
         t0 = time.perf_counter()
         try:
-            for tr in self.engine.process(frame):
-                rule = self._rules[tr.rule_id]
-                res = self.book.on_transition(tr, rule)
-                if res is not None and res[1]:
-                    self.outbox.enqueue(case_record(res[0], rule))
-                    self.counters["cases_enqueued"] += 1
+            self._apply(self.engine.process(frame))
             self.counters["batches"] += 1
         except Exception:
             self.counters["batch_errors"] += 1
             log.exception("rules failed on a batch of %d rows", frame.height)
         self.last_batch_ms = (time.perf_counter() - t0) * 1e3
+
+    def tick(self, now_ns: int | None = None) -> None:
+        """Check staleness rules at ``now_ns`` (wall clock by default); never raises."""
+        try:
+            self._apply(self.engine.tick(time.time_ns() if now_ns is None else now_ns))
+            self.counters["ticks"] += 1
+        except Exception:
+            self.counters["batch_errors"] += 1
+            log.exception("rules tick failed")
+
+    def _apply(self, transitions: list) -> None:
+        for tr in transitions:
+            rule = self._rules[tr.rule_id]
+            res = self.book.on_transition(tr, rule)  # type: ignore[arg-type]
+            if res is not None and res[1]:
+                self.outbox.enqueue(case_record(res[0], rule))  # type: ignore[arg-type]
+                self.counters["cases_enqueued"] += 1
+
+    def _history(self, ev: AlarmEvent) -> None:
+        if self.store is None:
+            return
+        try:
+            self.store.write_alarm(ev)
+            self.counters["history_written"] += 1
+        except Exception as exc:  # the store being down must not stop alarms
+            self.counters["history_errors"] += 1
+            log.warning("cannot write alarm %s to the store: %s", ev.alarm_id, exc)
+
+    async def _ticker(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await asyncio.to_thread(self.tick)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish alarms, take operator actions, deliver cases and snapshot until ``stop``."""
@@ -97,6 +143,7 @@ class RulesService:
         )
         client.loop_start()
         self.worker.start()
+        ticker = asyncio.create_task(self._ticker(stop), name="rules-tick")
         try:
             while not stop.is_set():
                 try:
@@ -104,6 +151,7 @@ class RulesService:
                 except TimeoutError:
                     await asyncio.to_thread(self.save_snapshot)
         finally:
+            ticker.cancel()
             await asyncio.to_thread(self.save_snapshot)
             await asyncio.to_thread(self.worker.stop)
             client.disconnect()

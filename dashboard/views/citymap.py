@@ -20,7 +20,14 @@ from dashboard.kpi import circuits_of, is_online
 from dashboard.livestore import DeviceInfo
 from dashboard.views._live import CdsSync
 
-__all__ = ["CityMap", "CHENGDU_EXTENT", "load_outlines", "find_basemap", "devices_extent"]
+__all__ = [
+    "CityMap",
+    "marker_rows",
+    "CHENGDU_EXTENT",
+    "load_outlines",
+    "find_basemap",
+    "devices_extent",
+]
 
 log = logging.getLogger("rongguan.dashboard.map")
 
@@ -98,6 +105,46 @@ def devices_extent(
     px = max((x1 - x0) * pad, (min_span - (x1 - x0)) / 2, 0.0)
     py = max((y1 - y0) * pad, (min_span - (y1 - y0)) / 2, 0.0)
     return x0 - px, y0 - py, x1 + px, y1 + py
+
+
+def marker_rows(
+    devs: list[DeviceInfo], alarmed: set[str], now_ns: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Marker rows per layer for the given devices (those without a position are skipped)."""
+    out: dict[str, list[dict[str, Any]]] = {
+        "lighting_cabinet": [],
+        "dust_monitor": [],
+        "vehicle": [],
+    }
+    for d in devs:
+        pos = d.position()
+        if pos is None or d.kind not in out:
+            continue
+        lat, lon = pos
+        row: dict[str, Any] = {
+            "id": d.device_id,
+            "name": d.name or d.device_id,
+            "x": lon,
+            "y": lat,
+        }
+        if d.kind == "lighting_cabinet":
+            st = cabinet_state(d, d.device_id in alarmed, now_ns)
+            row |= {"colour": CAB_COLOURS[st], "road": d.attrs.get("road", ""), "state": st}
+        elif d.kind == "dust_monitor":
+            pm10 = d.values.get("pm10")
+            row |= {"colour": _pm10_colour(pm10), "pm10": math.nan if pm10 is None else pm10}
+        else:
+            fleet = d.attrs.get("fleet", "")
+            heading = d.values.get("heading") or 0.0
+            row |= {
+                "name": d.attrs.get("plate") or d.name or d.device_id,
+                "colour": FLEET_PALETTE[partition_of(fleet, len(FLEET_PALETTE))],
+                # Bokeh angles are counter-clockwise from east; headings clockwise from north.
+                "angle": -math.radians(heading), "fleet": fleet,
+                "speed": d.values.get("speed") if d.values.get("speed") is not None else math.nan,
+            }  # fmt: skip
+        out[d.kind].append(row)
+    return out
 
 
 class CityMap:
@@ -180,41 +227,8 @@ class CityMap:
     def rows(
         self, devs: list[DeviceInfo], alarmed: set[str], now_ns: int
     ) -> dict[str, list[dict[str, Any]]]:
-        """Marker rows per layer for the given devices (those without a position are skipped)."""
-        out: dict[str, list[dict[str, Any]]] = {
-            "lighting_cabinet": [],
-            "dust_monitor": [],
-            "vehicle": [],
-        }
-        for d in devs:
-            pos = d.position()
-            if pos is None or d.kind not in out:
-                continue
-            lat, lon = pos
-            row: dict[str, Any] = {
-                "id": d.device_id,
-                "name": d.name or d.device_id,
-                "x": lon,
-                "y": lat,
-            }
-            if d.kind == "lighting_cabinet":
-                st = cabinet_state(d, d.device_id in alarmed, now_ns)
-                row |= {"colour": CAB_COLOURS[st], "road": d.attrs.get("road", ""), "state": st}
-            elif d.kind == "dust_monitor":
-                pm10 = d.values.get("pm10")
-                row |= {"colour": _pm10_colour(pm10), "pm10": math.nan if pm10 is None else pm10}
-            else:
-                fleet = d.attrs.get("fleet", "")
-                heading = d.values.get("heading") or 0.0
-                row |= {
-                    "name": d.attrs.get("plate") or d.name or d.device_id,
-                    "colour": FLEET_PALETTE[partition_of(fleet, len(FLEET_PALETTE))],
-                    # Bokeh angles are counter-clockwise from east; headings clockwise from north.
-                    "angle": -math.radians(heading), "fleet": fleet,
-                    "speed": d.values.get("speed") if d.values.get("speed") is not None else math.nan,
-                }  # fmt: skip
-            out[d.kind].append(row)
-        return out
+        """Marker rows per layer for the given devices (see :func:`marker_rows`)."""
+        return marker_rows(devs, alarmed, now_ns)
 
     def fit(self, devs: list[DeviceInfo]) -> bool:
         """Zoom to the devices' padded extent (once: later the operator's pan/zoom stays)."""

@@ -12,7 +12,8 @@ from dashboard.i18n import tr
 from dashboard.kpi import LAYER_STALE_S, ROAD_TARGETS, KpiCache, Kpis
 from dashboard.livestore import Changes, LiveStore
 from dashboard.views._live import LiveView, fmt_time
-from dashboard.views.citymap import CityMap, alarmed_devices
+from dashboard.views.citymap import CityMap
+from dashboard.views.markers import FrameSync, MarkerCache
 from dashboard.views.style import html as html_pane
 
 __all__ = ["WallView", "alarm_list_html", "kpi_html", "layers_html", "SEVERITY_COLOURS"]
@@ -127,16 +128,23 @@ class WallView(LiveView):
         title: str,
         *,
         redraw_all: bool = False,
+        markers: MarkerCache | None = None,
     ) -> None:
         super().__init__(store)
         self.kpi_cache = kpis
         self.lang = lang
+        # Markers are computed once per process and patched per session (see views.markers).
+        self.markers = markers if markers is not None else MarkerCache(store)
         self.map = CityMap(basemap, dark=True, marker_size=16, redraw_all=redraw_all, lang=lang)
+        self.syncs = [
+            FrameSync(kind, sync.source, redraw_all=redraw_all)
+            for kind, sync in (("lighting_cabinet", self.map.cabinets),
+                               ("dust_monitor", self.map.dust), ("vehicle", self.map.trucks))
+        ]  # fmt: skip
         self.kpis = html_pane("", sizing_mode="stretch_width", css_classes=["rg-kpis"])
         self.layers = html_pane("", sizing_mode="stretch_width", css_classes=["rg-layers"])
         self.alarm_list = html_pane("", sizing_mode="stretch_both", css_classes=["rg-alarm-list"])
         self.clock = html_pane("", css_classes=["rg-clock"])
-        self._alarm_devices: dict[str, str] = {}
         header = pn.Row(
             html_pane(f'<div class="rg-title">{html.escape(title)} · {tr("wall", lang)}</div>'),
             pn.Spacer(), self.clock, sizing_mode="stretch_width",
@@ -164,35 +172,26 @@ class WallView(LiveView):
 
     def full(self) -> None:
         alarms = self._alarms()
-        self._alarm_devices = {a.alarm_id: a.device_id for a in alarms}
-        now = time.time_ns()
-        devs = self.store.devices()
-        self.map.reset(devs, alarmed_devices(alarms), now)
+        self.map.fit(self.store.devices())
+        generation, tick, layers = self.markers.get()
+        for sync in self.syncs:
+            sync.reset(layers[sync.kind], generation, tick)
         self.alarm_list.object = alarm_list_html(alarms, self.lang)
         k = self.kpi_cache.get()
         self.kpis.object = kpi_html(k, self.lang)
         self.layers.object = layers_html(k, self.lang)
 
     def apply(self, changes: Changes) -> None:
-        if not changes:
-            return
-        alarms = self._alarms()
-        ids = set(changes.devices)
         if changes.alarms:
-            # A raised or cleared alarm recolours its device's marker.
-            ids |= {self._alarm_devices[a] for a in changes.alarms if a in self._alarm_devices}
-            self._alarm_devices = {a.alarm_id: a.device_id for a in alarms}
-            ids |= {self._alarm_devices[a] for a in changes.alarms if a in self._alarm_devices}
-            self.alarm_list.object = alarm_list_html(alarms, self.lang)
-        now = time.time_ns()
-        if ids:
-            self.map.update(self.store.devices(ids), alarmed_devices(alarms), now)
+            self.alarm_list.object = alarm_list_html(self._alarms(), self.lang)
 
     def every_tick(self) -> None:
         now = time.time_ns()
         self.clock.object = f'<div class="rg-clock">{fmt_time(now, "%Y-%m-%d %H:%M:%S")}</div>'
-        if self.map.redraw_all:  # the benchmark's baseline: the whole layer every second
-            self.map.redraw(self.store.devices(), alarmed_devices(self._alarms()), now)
+        # Markers (and alarm colours) come from the shared cache, changed rows only.
+        generation, tick, layers = self.markers.get()
+        for sync in self.syncs:
+            sync.sync(layers[sync.kind], generation, tick)
         # Computed once per process per second (KpiCache); sent only when the text changed.
         k = self.kpi_cache.get()
         for pane, text in ((self.kpis, kpi_html(k, self.lang, now)),

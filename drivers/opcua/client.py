@@ -1,7 +1,16 @@
-"""OPC-UA driver on asyncua: one read of all profile nodes per poll, methods for commands.
+"""OPC-UA driver on asyncua: a subscription per device (polling as fallback), methods.
 
-Reconnecting is the agent supervisor's job: on a lost session this driver raises
-DeviceUnavailable, and the supervisor closes it and calls connect() again with backoff.
+Subscription mode (default): connect() opens a session and creates one subscription with
+a monitored item per profile point; the server pushes changes, and read() hands over
+what arrived since the last call. A node the server refuses (unknown, no access) is
+left out and counted in ``bad_nodes`` instead of failing the subscription. A server that
+refuses subscriptions altogether is polled instead (``fallbacks``).
+
+The session is watched: asyncua's watchdog probes the server every second and reports a
+lost connection, and the subscription must publish (data or keep-alive) at least every
+1.5 × keepalive_count × publishing interval. When either fails, read() raises
+DeviceUnavailable; the agent's DeviceSupervisor then closes the driver and calls
+connect() again with exponential backoff and jitter, which recreates the subscription.
 """
 
 from __future__ import annotations
@@ -25,8 +34,14 @@ from drivers.base import (
 )
 from drivers.opcua.codec import is_good, node_string, to_float
 from drivers.opcua.config import settings_for
+from drivers.opcua.monitor import ChangeQueue, item_requests, subscription_parameters
+from drivers.opcua.security import apply_security
 
-__all__ = ["OpcUaDriver"]
+__all__ = ["OpcUaDriver", "MAX_QUEUED_ROWS"]
+
+MAX_QUEUED_ROWS = 100_000  # per device, between two reads; oldest dropped beyond (counted)
+# Subscription refusals that mean "poll this server instead" rather than "retry later".
+_NO_SUBSCRIPTIONS = ("BadServiceUnsupported", "BadTooManySubscriptions", "BadNotSupported")
 
 
 def _translate(exc: BaseException, what: str, writing: bool = False) -> DriverError:
@@ -56,19 +71,46 @@ class OpcUaDriver:
         self._ns = 0
         self._nodes: list[Any] = []
         self._by_key: dict[str, Any] = {}
-        self._counters = {"reads": 0, "read_errors": 0, "bad_nodes": 0, "calls": 0}
+        self._counters = {
+            "reads": 0,
+            "read_errors": 0,
+            "bad_nodes": 0,
+            "calls": 0,
+            "sessions": 0,
+            "sessions_lost": 0,
+            "subscriptions": 0,
+            "fallbacks": 0,
+            "monitored_items": 0,
+        }
+        self._queue: ChangeQueue | None = None
+        self._sub: Any = None
+        self._lost: str | None = None
+        self._totals = {"changes": 0, "bad_values": 0, "dropped": 0}
+        self.bad_keys: dict[str, str] = {}  # point key -> status the server gave its node
 
     def stats(self) -> dict[str, int]:
-        """Request and error counters of this device."""
-        return dict(self._counters)
+        """Request, session, subscription and error counters of this device."""
+        out = dict(self._counters)
+        live = self._queue.counters if self._queue is not None else {}
+        for k, v in self._totals.items():
+            out[k] = v + live.get(k, 0)
+        return out
+
+    @property
+    def subscribed(self) -> bool:
+        """True while data arrives through a subscription (False: polled)."""
+        return self._sub is not None
 
     async def connect(self) -> None:
         """Open a session and resolve the namespace index and node ids."""
         await self.close()
-        client = Client(self.settings.endpoint, timeout=self.settings.timeout_s)
+        s = self.settings
+        client = Client(s.endpoint, timeout=s.timeout_s, watchdog_intervall=1.0)
+        client.connection_lost_callback = self._on_lost
         try:
-            await asyncio.wait_for(client.connect(), self.settings.timeout_s * 2)
-            self._ns = await client.get_namespace_index(self.settings.namespace)
+            await asyncio.wait_for(apply_security(client, s.security), s.timeout_s * 2)
+            await asyncio.wait_for(client.connect(), s.timeout_s * 2)
+            self._ns = await client.get_namespace_index(s.namespace)
         except ValueError:
             await _quiet_close(client)
             raise BadConfig(
@@ -80,9 +122,60 @@ class OpcUaDriver:
                 raise
             raise _translate(exc, f"{self.device.id} connect {self.settings.endpoint}") from None
         self._client = client
-        s = self.settings
+        self._lost = None
+        self._counters["sessions"] += 1
         self._nodes = [client.get_node(node_string(self._ns, s.prefix, p.node)) for p in s.points]
         self._by_key = dict(zip((p.key for p in s.points), self._nodes))
+        if s.mode == "subscribe":
+            try:
+                await asyncio.wait_for(self._subscribe(client), s.timeout_s * 2)
+            except ua.UaStatusCodeError as exc:
+                if type(exc).__name__ not in _NO_SUBSCRIPTIONS:
+                    await self.close()
+                    raise _translate(exc, f"{self.device.id} subscribe") from None
+                self._counters["fallbacks"] += 1
+            except BaseException as exc:
+                await self.close()
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                raise _translate(exc, f"{self.device.id} subscribe") from None
+
+    async def _on_lost(self, exc: Exception) -> None:
+        # Called by asyncua's watchdog task; read() turns it into DeviceUnavailable.
+        self._lost = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+    async def _subscribe(self, client: Client) -> None:
+        s = self.settings
+        nids = [n.nodeid for n in self._nodes]
+        queue = ChangeQueue(
+            self.device.id, s.profile.kind, dict(zip(nids, s.points)), MAX_QUEUED_ROWS
+        )
+        sub = await client.create_subscription(subscription_parameters(s), queue)
+        results = await sub.create_monitored_items(item_requests(s, nids))
+        self.bad_keys = {}
+        for point, res in zip(s.points, results):
+            if isinstance(res, ua.StatusCode):
+                # Isolate the node: the other items of the subscription keep working.
+                self.bad_keys[point.key] = res.name
+        self._counters["bad_nodes"] += len(self.bad_keys)
+        self._counters["monitored_items"] = len(s.points) - len(self.bad_keys)
+        self._counters["subscriptions"] += 1
+        self._sub, self._queue = sub, queue
+
+    def _check_session(self) -> None:
+        """DeviceUnavailable when the watchdog lost the server or publishing stopped."""
+        s = self.settings
+        reason = self._lost
+        if reason is None and self._queue is not None and self._queue.status is not None:
+            reason = f"subscription ended by the server: {self._queue.status.name}"
+        if reason is None and self._sub is not None:
+            last = self._sub.last_publish_at
+            limit = max(1.5 * s.keepalive_count * s.publishing_ms / 1000, 2 * s.timeout_s)
+            if last is not None and time.monotonic() - last > limit:
+                reason = f"no publish or keep-alive for {time.monotonic() - last:.1f} s"
+        if reason is not None:
+            self._counters["sessions_lost"] += 1
+            raise DeviceUnavailable(f"{self.device.id}: session lost: {reason}")
 
     def _need(self) -> Client:
         if self._client is None:
@@ -90,8 +183,15 @@ class OpcUaDriver:
         return self._client
 
     async def read(self) -> list[TelemetryRow]:
-        """All profile points in one Read service call."""
+        """Changes pushed since the last call (subscribed), or all points in one Read."""
         client = self._need()
+        if self._queue is not None:
+            rows = self._queue.drain()
+            if rows:
+                return rows  # a lost session is reported on the next call, nothing dropped
+        self._check_session()
+        if self._queue is not None:
+            return []
         self._counters["reads"] += 1
         try:
             results = await client.read_attributes(self._nodes, ua.AttributeIds.Value)
@@ -171,6 +271,10 @@ class OpcUaDriver:
     async def close(self) -> None:
         """End the session; safe to call twice."""
         client, self._client = self._client, None
+        queue, self._queue, self._sub = self._queue, None, None
+        if queue is not None:
+            for k in self._totals:
+                self._totals[k] += queue.counters[k]
         if client is not None:
             await _quiet_close(client)
 

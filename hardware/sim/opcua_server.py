@@ -10,7 +10,10 @@ Address space per cabinet (string NodeIds in the profile's namespace)::
           Current                  ns=<i>;s=LC-0001.Circuit1.Current
         SwitchCircuit(circuit: UInt16, on: Boolean) -> Boolean
 
-Anonymous access without security (the real deployment adds Basic256Sha256 later).
+Anonymous access without security by default. An optional ``ServerSecurity`` turns on
+Basic256Sha256 (Sign and/or SignAndEncrypt) with the server's own certificate, a trust
+store of client certificates (an untrusted client is refused with BadCertificateUntrusted)
+and user names with passwords (anonymous sessions are then refused).
 A cabinet that is offline keeps its nodes but reads as BadNoCommunication.
 """
 
@@ -19,15 +22,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from asyncua import Server, ua
+from asyncua.crypto.truststore import TrustStore
+from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 from asyncua.server.address_space import NodeData
+from asyncua.server.user_managers import User, UserRole
 
 from hardware.profiles import Profile, load_profile
 from hardware.sim.lighting import CabinetModel, CircuitError
 
-__all__ = ["OpcUaCabinetServer"]
+__all__ = ["OpcUaCabinetServer", "ServerSecurity"]
 
 log = logging.getLogger(__name__)
 _VT = {
@@ -41,6 +50,31 @@ _VT = {
 }
 
 
+@dataclass(frozen=True)
+class ServerSecurity:
+    """Optional secure endpoints: certificate, trusted client certificates, users."""
+
+    certificate: Path  # server certificate (DER or PEM)
+    private_key: Path  # its private key (PEM)
+    trusted_dir: Path | None = None  # client certificates accepted (*.der / *.pem); None: any
+    users: dict[str, str] = field(default_factory=dict)  # name -> password; empty: anonymous
+    modes: tuple[str, ...] = ("Basic256Sha256_Sign", "Basic256Sha256_SignAndEncrypt")
+
+
+class _Users:
+    """Password check for UserName identity tokens."""
+
+    def __init__(self, users: dict[str, str]):
+        self.users = users
+
+    def get_user(
+        self, iserver: Any, username: str | None = None, password: str | None = None, **_: Any
+    ) -> User | None:
+        if username is not None and self.users.get(username) == password:
+            return User(role=UserRole.User)
+        return None
+
+
 class OpcUaCabinetServer:
     """One asyncua server for a group of cabinets sharing a profile."""
 
@@ -51,13 +85,16 @@ class OpcUaCabinetServer:
         host: str,
         port: int,
         is_offline: Callable[[str], bool],
+        security: ServerSecurity | None = None,
     ):
         self.cabinets = {c.cab.id: c for c in cabinets}
         self.profile: Profile = load_profile(profile_name)
         self.host, self.port = host, port
         self.endpoint = f"opc.tcp://{host}:{port}"
         self.is_offline = is_offline
-        self.server = Server()
+        self.security = security
+        users = _Users(security.users) if security is not None and security.users else None
+        self.server = Server(user_manager=users)
         self.idx = 0
         self._nodes: dict[str, list[tuple[str, ua.NodeId, ua.VariantType]]] = {}
         self._internal: ua.DataValue | None = None  # identifies our own pushes in the setter
@@ -68,11 +105,28 @@ class OpcUaCabinetServer:
         await srv.init()
         srv.set_endpoint(f"opc.tcp://{self.host}:{self.port}/")
         srv.set_server_name("Rongguan simulated lighting cabinets")
-        srv.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        if self.security is None:
+            srv.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        else:
+            await self._secure(srv, self.security)
         self.idx = await srv.register_namespace(self.profile.namespace or "urn:rongguan:sim")
         for cab_id, model in self.cabinets.items():
             await self._add_cabinet(cab_id, model)
         await srv.start()
+
+    async def _secure(self, srv: Server, sec: ServerSecurity) -> None:
+        srv.set_security_policy([getattr(ua.SecurityPolicyType, m) for m in sec.modes])
+        await srv.load_certificate(str(sec.certificate))
+        await srv.load_private_key(str(sec.private_key))
+        if sec.trusted_dir is not None:
+            store = TrustStore([sec.trusted_dir], [])
+            await store.load()
+            options = (
+                CertificateValidatorOptions.BASIC_VALIDATION | CertificateValidatorOptions.TRUSTED
+            )
+            srv.set_certificate_validator(CertificateValidator(options, store))
+        if sec.users:
+            srv.set_identity_tokens([ua.UserNameIdentityToken])
 
     async def stop(self) -> None:
         """Stop listening and drop sessions."""

@@ -60,8 +60,10 @@ def _wait(what: str, check, timeout_s: float, interval_s: float = 0.5):
 
 @pytest.fixture(scope="module")
 def demo(
-    tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto, influx_server: InfluxBehindNginx
+    tmp_path_factory: pytest.TempPathFactory, influx_server: InfluxBehindNginx
 ) -> Iterator[Demo]:
+    # A broker of its own: the demo leaves retained alarms and availability behind.
+    mosquitto = Mosquitto(tmp_path_factory.mktemp("e2e-mosquitto")).start()
     tmp = tmp_path_factory.mktemp("e2e")
     scenario = tmp / "scenario.yaml"
     scenario.write_text(SCENARIO)
@@ -91,6 +93,7 @@ def demo(
             f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
             for p in (tmp / "var").glob("*.log")
         )
+        mosquitto.stop()
         pytest.fail("demo did not start:\n" + "".join(output) + logs)
     yield Demo(proc, tmp / "var", port, bucket, output)
     if proc.poll() is None:
@@ -99,6 +102,7 @@ def demo(
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+    mosquitto.stop()
 
 
 def test_telemetry_of_every_kind_lands_in_influxdb(demo: Demo, influx_server: InfluxBehindNginx):

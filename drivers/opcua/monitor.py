@@ -1,0 +1,124 @@
+"""OPC-UA subscription side of the driver: monitored-item requests and the change queue.
+
+The server pushes data changes (and keep-alives when nothing changes) to the client's
+publish loop; ``ChangeQueue`` turns each change into a TelemetryRow and holds it until
+the agent's next ``read()`` drains it. The queue is bounded: when the agent falls
+behind, the oldest rows are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from datetime import datetime
+from typing import Any
+
+from asyncua import ua
+
+from contracts.telemetry import TelemetryRow
+from drivers.opcua.codec import is_good, to_float
+from drivers.opcua.config import OpcUaSettings
+from hardware.profiles import Point
+
+__all__ = ["ChangeQueue", "item_requests", "subscription_parameters"]
+
+
+def subscription_parameters(s: OpcUaSettings) -> ua.CreateSubscriptionParameters:
+    """Publishing interval and keep-alive/lifetime counts of the device's subscription."""
+    params = ua.CreateSubscriptionParameters()
+    params.RequestedPublishingInterval = s.publishing_ms
+    params.RequestedMaxKeepAliveCount = s.keepalive_count
+    # The server keeps the subscription alive for lifetime × interval without a publish.
+    params.RequestedLifetimeCount = s.keepalive_count * 3
+    params.MaxNotificationsPerPublish = 0
+    params.PublishingEnabled = True
+    params.Priority = 0
+    return params
+
+
+def _filter(s: OpcUaSettings, point: Point) -> ua.DataChangeFilter | None:
+    # A deadband on a boolean is meaningless (and servers may refuse it): changes only.
+    if point.type == "bool" or (s.deadband <= 0 and s.deadband_percent <= 0):
+        return None
+    flt = ua.DataChangeFilter()
+    flt.Trigger = ua.DataChangeTrigger.StatusValue
+    if s.deadband_percent > 0:
+        flt.DeadbandType = ua.DeadbandType.Percent
+        flt.DeadbandValue = s.deadband_percent
+    else:
+        flt.DeadbandType = ua.DeadbandType.Absolute
+        # The deadband applies to the raw value; the profile scale maps it to telemetry.
+        flt.DeadbandValue = s.deadband / abs(point.scale or 1.0)
+    return flt
+
+
+def item_requests(
+    s: OpcUaSettings, node_ids: list[ua.NodeId], first_handle: int = 1
+) -> list[ua.MonitoredItemCreateRequest]:
+    """One monitored-item request per point (sampling interval, queue size, deadband)."""
+    out = []
+    for i, (point, nid) in enumerate(zip(s.points, node_ids)):
+        rv = ua.ReadValueId()
+        rv.NodeId = nid
+        rv.AttributeId = ua.AttributeIds.Value
+        mp = ua.MonitoringParameters()
+        mp.ClientHandle = first_handle + i
+        mp.SamplingInterval = s.sampling_ms
+        mp.QueueSize = s.queue_size
+        mp.DiscardOldest = True
+        flt = _filter(s, point)
+        if flt is not None:
+            mp.Filter = flt
+        req = ua.MonitoredItemCreateRequest()
+        req.ItemToMonitor = rv
+        req.MonitoringMode = ua.MonitoringMode.Reporting
+        req.RequestedParameters = mp
+        out.append(req)
+    return out
+
+
+def _ts_ns(dv: ua.DataValue) -> int:
+    stamp: datetime | None = dv.SourceTimestamp or dv.ServerTimestamp
+    return int(stamp.timestamp() * 1e9) if stamp is not None else time.time_ns()
+
+
+class ChangeQueue:
+    """Subscription handler: data changes of one device as rows, bounded, drained by read()."""
+
+    def __init__(self, device_id: str, kind: str, points: dict[ua.NodeId, Point], maxlen: int):
+        self.device_id = device_id
+        self.kind = kind
+        self.points = points
+        self._rows: deque[TelemetryRow] = deque()
+        self.maxlen = maxlen
+        self.counters = {"changes": 0, "bad_values": 0, "dropped": 0}
+        self.status: ua.StatusCode | None = None  # set when the server ends the subscription
+
+    def datachange_notification(self, node: Any, val: Any, data: Any) -> None:
+        """Called by asyncua for every changed monitored item."""
+        point = self.points.get(node.nodeid)
+        if point is None:
+            return
+        dv: ua.DataValue = data.monitored_item.Value
+        value = None
+        if dv.StatusCode is None or is_good(dv.StatusCode.value):
+            value = to_float(
+                dv.Value.Value if dv.Value is not None else None, point.scale, point.offset
+            )
+        else:
+            self.counters["bad_values"] += 1
+        self.counters["changes"] += 1
+        if len(self._rows) >= self.maxlen:
+            self._rows.popleft()
+            self.counters["dropped"] += 1
+        self._rows.append(TelemetryRow(self.device_id, self.kind, _ts_ns(dv), point.key, value))
+
+    def status_change_notification(self, status: ua.StatusChangeNotification) -> None:
+        """The server ended or timed out the subscription (BadTimeout, BadShutdown, ...)."""
+        self.status = status.Status
+
+    def drain(self) -> list[TelemetryRow]:
+        """Every queued row, oldest first."""
+        rows = list(self._rows)
+        self._rows.clear()
+        return rows
