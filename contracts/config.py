@@ -9,23 +9,35 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Discriminator,
     Field,
-    Tag,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from contracts.alarms import Severity
+from contracts._model import ID_PATTERN as _ID
+from contracts._model import Model as _Model
+from contracts.geofence import GeofenceConfig
+from contracts.rule_config import (
+    RULE_FAMILIES,
+    AnyRuleConfig,
+    AstroRuleConfig,
+    CategoryConfig,
+    CrossRuleConfig,
+    FlatlineRuleConfig,
+    GuardConfig,
+    NoiseRuleConfig,
+    RateRuleConfig,
+    RuleConfig,
+    StaleRuleConfig,
+    WindowRuleConfig,
+)
 from contracts.telemetry import DeviceKind
 
 __all__ = [
@@ -38,6 +50,8 @@ __all__ = [
     "BatchConfig",
     "BufferConfig",
     "AgentConfig",
+    "IngestConfig",
+    "GeofenceConfig",
     "GuardConfig",
     "CategoryConfig",
     "RuleConfig",
@@ -62,11 +76,6 @@ __all__ = [
 
 ROLES = ("viewer", "lighting_engineer", "sanitation_supervisor", "operator", "admin")
 Role = Literal["viewer", "lighting_engineer", "sanitation_supervisor", "operator", "admin"]
-_ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class ConfigError(ValueError):
@@ -172,181 +181,36 @@ class BufferConfig(_Model):
 
 
 class AgentConfig(_Model):
-    """One edge agent and the devices it owns."""
+    """One edge agent and the devices it owns.
+
+    ``templates`` describe a fleet of identical devices once: a device that names a
+    ``template`` takes every key from it that it does not set itself.
+    """
 
     id: str = Field(pattern=_ID)
+    templates: dict[str, dict[str, Any]] = Field(default_factory=dict)
     batch: BatchConfig = Field(default_factory=BatchConfig)
     buffer: BufferConfig = Field(default_factory=BufferConfig)
     metrics_port: int | None = Field(None, ge=0, le=65535)  # Prometheus /metrics; 0 = any free port
     devices: list[DeviceConfig] = Field(default_factory=list)
 
-
-class GuardConfig(_Model):
-    """A rule is only evaluated while another field of the same subject has this value."""
-
-    field: str
-    equals: float
-
-
-class CategoryConfig(_Model):
-    """Case-system category codes (大类 / 小类)."""
-
-    major: str = "00"
-    minor: str = "0000"
-
-
-class _RuleBase(_Model):
-    """What every rule family shares: identity, the subject's device kind, the case."""
-
-    id: str = Field(pattern=_ID)
-    domain: Literal["lighting", "dust", "vehicle"]
-    kind: DeviceKind
-    field: str
-    for_s: float = Field(0.0, ge=0)
-    guard: GuardConfig | None = None
-    severity: Severity = Severity.MAJOR
-    category: CategoryConfig = Field(default_factory=CategoryConfig)
-    message: str = ""
-
-    @field_validator("field")
+    @model_validator(mode="before")
     @classmethod
-    def _one_star(cls, v: str) -> str:
-        if v.count("*") > 1:
-            raise ValueError("at most one '*' in a field pattern")
-        return v
-
-    @model_validator(mode="after")
-    def _guard_star(self) -> _RuleBase:
-        if self.guard is not None and ("*" in self.guard.field) != ("*" in self.field):
-            raise ValueError("guard field must use '*' exactly when the rule field does")
-        return self
-
-
-class _Hysteresis(_RuleBase):
-    op: Literal["above", "below"] = "above"
-    set: float
-    clear: float | None = None  # defaults to ``set`` (no hysteresis)
-
-    @model_validator(mode="after")
-    def _hysteresis(self) -> _Hysteresis:
-        if self.clear is None:
-            self.clear = self.set
-        if self.op == "above" and self.clear > self.set:
-            raise ValueError(f"clear ({self.clear}) must be <= set ({self.set}) for 'above'")
-        if self.op == "below" and self.clear < self.set:
-            raise ValueError(f"clear ({self.clear}) must be >= set ({self.set}) for 'below'")
-        return self
-
-
-class RuleConfig(_Hysteresis):
-    """A threshold rule with hysteresis and a minimum duration.
-
-    ``field`` may hold one ``*`` (e.g. ``circuit*_current``); each matching field is its
-    own subject, and the guard's ``*`` binds to the same text (``circuit*_on``).
-    """
-
-    family: Literal["threshold"] = "threshold"
-    op: Literal["above", "below"]
-
-
-class WindowRuleConfig(_Hysteresis):
-    """Mean or max of the rows in the last ``window_s`` (at ``window_s / buckets``
-    resolution, so irregular timestamps need no resampling) against set/clear levels."""
-
-    family: Literal["window"]
-    agg: Literal["mean", "max"] = "mean"
-    window_s: float = Field(gt=0)
-    buckets: int = Field(30, ge=1, le=240)
-
-
-class StaleRuleConfig(_RuleBase):
-    """Deadman: the device sent none of ``field`` (default: anything) for more than
-    ``silent_s``; checked by ``RulesEngine.tick`` and cleared by its next row."""
-
-    family: Literal["stale"]
-    field: str = "*"
-    silent_s: float = Field(gt=0)
-
-    @model_validator(mode="after")
-    def _guard_star(self) -> StaleRuleConfig:
-        # the subject is the device: a guard names one plain field of it (e.g. on_duty)
-        if self.guard is not None and "*" in self.guard.field:
-            raise ValueError("a staleness guard names a plain field")
-        return self
-
-
-class FlatlineRuleConfig(_RuleBase):
-    """A stuck sensor: every value within ``eps`` of the run's first value for ``for_s``."""
-
-    family: Literal["flatline"]
-    eps: float = Field(0.0, ge=0)
-    for_s: float = Field(gt=0)
-
-
-class RateRuleConfig(_Hysteresis):
-    """Rate of change per minute between consecutive rows against set/clear levels."""
-
-    family: Literal["rate"]
-    absolute: bool = True  # compare |rate|, so falls count as much as rises
-
-
-class CrossRuleConfig(_Hysteresis):
-    """Cross-field validity: ``field - other`` of the same device (rows of ``other`` no
-    older or newer than ``tolerance_s``) against set/clear, e.g. pm25 > pm10."""
-
-    family: Literal["cross"]
-    other: str
-    set: float = 0.0
-    tolerance_s: float = Field(120.0, ge=0)
-
-    @model_validator(mode="after")
-    def _plain_fields(self) -> CrossRuleConfig:
-        if "*" in self.field or "*" in self.other:
-            raise ValueError("cross-field rules take plain field names")
-        return self
-
-
-class AstroRuleConfig(_RuleBase):
-    """Lighting against the astronomical clock at the device's location: ``lit_in_day``
-    (field on while the clock has lamps off) or ``dark_at_night``, after ``for_s`` grace."""
-
-    family: Literal["astro"]
-    expect: Literal["lit_in_day", "dark_at_night"]
-    on_offset_min: float = 0.0  # added to sunset
-    off_offset_min: float = 0.0  # added to sunrise
-
-
-class NoiseRuleConfig(_RuleBase):
-    """Noise against day/night limits in the city's local time (GB 12523: 70 / 55 dB(A))."""
-
-    family: Literal["noise"]
-    day_limit: float = 70.0
-    night_limit: float = 55.0
-    day_start_h: float = Field(6.0, ge=0, le=24)
-    day_end_h: float = Field(22.0, ge=0, le=24)
-    hysteresis: float = Field(2.0, ge=0)  # clears this far below the limit
-
-
-def _family(v: Any) -> str:
-    if isinstance(v, dict):
-        return str(v.get("family", "threshold"))
-    return str(getattr(v, "family", "threshold"))
-
-
-AnyRuleConfig = Annotated[
-    Union[  # noqa: UP007 - Tag annotations need the explicit Union
-        Annotated[RuleConfig, Tag("threshold")],
-        Annotated[WindowRuleConfig, Tag("window")],
-        Annotated[StaleRuleConfig, Tag("stale")],
-        Annotated[FlatlineRuleConfig, Tag("flatline")],
-        Annotated[RateRuleConfig, Tag("rate")],
-        Annotated[CrossRuleConfig, Tag("cross")],
-        Annotated[AstroRuleConfig, Tag("astro")],
-        Annotated[NoiseRuleConfig, Tag("noise")],
-    ],
-    Discriminator(_family),
-]
-RULE_FAMILIES = ("threshold", "window", "stale", "flatline", "rate", "cross", "astro", "noise")
+    def _apply_templates(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not data.get("templates"):
+            return data
+        templates = data["templates"]
+        devices = []
+        for dev in data.get("devices") or []:
+            if isinstance(dev, dict) and "template" in dev:
+                name = dev["template"]
+                if name not in templates:
+                    raise ValueError(f"device {dev.get('id')!r}: unknown template {name!r}")
+                merged = {**templates[name], **{k: v for k, v in dev.items() if k != "template"}}
+                devices.append(merged)
+            else:
+                devices.append(dev)
+        return {**data, "devices": devices}
 
 
 class AlarmsConfig(_Model):
@@ -393,6 +257,28 @@ class DashboardConfig(_Model):
     basemap: str | None = None
 
 
+class IngestConfig(_Model):
+    """How ingest guards and buffers: spill to disk while the store is down, value limits."""
+
+    spill_path: str = "spill.db"
+    spill_max_rows: int = Field(5_000_000, ge=1)
+    spill_policy: Literal["block", "drop_oldest", "drop_newest"] = "block"
+    tracker_topic: str | None = None  # third-party tracker JSON accepted on this MQTT filter
+    limits: dict[str, tuple[float, float]] = Field(default_factory=dict)  # "kind.field": [lo, hi]
+    max_future_s: float = Field(300.0, gt=0)
+    max_past_s: float = Field(7 * 86400.0, gt=0)
+
+    @field_validator("limits")
+    @classmethod
+    def _limit_keys(cls, v: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for key, (lo, hi) in v.items():
+            if "." not in key:
+                raise ValueError(f"limit key {key!r} must be 'kind.field'")
+            if lo > hi:
+                raise ValueError(f"limit {key}: min {lo} > max {hi}")
+        return v
+
+
 class DeploymentConfig(_Model):
     """A whole deployment of Rongguan."""
 
@@ -402,11 +288,13 @@ class DeploymentConfig(_Model):
     partitions: int = Field(1, ge=1, le=1024)
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
     agents: list[AgentConfig] = Field(default_factory=list)
     rules: list[AnyRuleConfig] = Field(default_factory=list)
     alarms: AlarmsConfig = Field(default_factory=AlarmsConfig)
     cases: CaseConfig = Field(default_factory=CaseConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
+    geofences: list[GeofenceConfig] = Field(default_factory=list)
 
     @field_validator("timezone")
     @classmethod
@@ -427,6 +315,7 @@ class DeploymentConfig(_Model):
         _no_duplicates("agents", [a.id for a in self.agents])
         _no_duplicates("devices", [d.id for a in self.agents for d in a.devices])
         _no_duplicates("rules", [r.id for r in self.rules])
+        _no_duplicates("geofences", [g.id for g in self.geofences])
         _no_duplicates("dashboard.users", [u.name for u in self.dashboard.users])
         return self
 

@@ -125,6 +125,20 @@ async def _ingest(
         rules = RulesService(cfg)
         hooks.append(rules.on_batch)
         tasks.append(asyncio.create_task(rules.run(stop), name="rules"))
-    ingest = IngestService(cfg, hooks=hooks, write_store=write_store, partition=partition)
+    ing = cfg.ingest
+    limits = {}
+    for key, bounds in ing.limits.items():
+        kind, _, field = key.partition(".")
+        limits[(kind, field)] = bounds
+    ingest = IngestService(
+        cfg,
+        hooks=hooks,
+        write_store=write_store,
+        partition=partition,
+        spill_max_rows=ing.spill_max_rows,
+        spill_policy=ing.spill_policy,
+        limits=limits,
+        tracker_topic=ing.tracker_topic,
+    )
     tasks.append(asyncio.create_task(ingest.run(stop), name="ingest"))
     await asyncio.gather(*tasks)

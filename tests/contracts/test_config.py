@@ -105,3 +105,54 @@ def test_timezone_is_validated():
     assert parse_config({}).tz.key == "Asia/Shanghai"
     with pytest.raises(ConfigError, match="timezone: unknown IANA time zone"):
         parse_config({"timezone": "Mars/Olympus"})
+
+
+def test_device_templates_fill_in_what_a_device_leaves_out():
+    cab = {"kind": "lighting_cabinet", "protocol": "opcua", "profile": "opcua_lighting_cabinet",
+           "endpoint": "opc.tcp://10.0.0.5:4840", "interval_s": 5}  # fmt: skip
+    cfg = parse_config(
+        {
+            "agents": [
+                {
+                    "id": "gw",
+                    "templates": {"cabinet": cab},
+                    "devices": [
+                        {"id": "LC-1", "template": "cabinet"},
+                        {"id": "LC-2", "template": "cabinet", "interval_s": 2},
+                    ],
+                }
+            ]
+        }  # fmt: skip
+    )
+    devs = cfg.devices()
+    assert devs["LC-1"][1].interval_s == 5 and devs["LC-2"][1].interval_s == 2
+    assert devs["LC-2"][1].endpoint == "opc.tcp://10.0.0.5:4840"
+    with pytest.raises(ConfigError, match="unknown template 'lamp'"):
+        parse_config({"agents": [{"id": "gw", "templates": {"cabinet": cab},
+                                  "devices": [{"id": "LC-3", "template": "lamp"}]}]})  # fmt: skip
+
+
+def test_geofences_need_a_shape():
+    ok = parse_config({"geofences": [
+        {"id": "DS-1", "kind": "disposal_site", "center": [104.2, 30.6], "radius_m": 300},
+        {"id": "RT-1", "kind": "approved_route", "line": [[104.0, 30.6], [104.1, 30.7]]},
+        {"id": "BZ-1", "kind": "banned_zone", "polygon": [[104.0, 30.6], [104.1, 30.6], [104.1, 30.7]],
+         "hours": ["07:00", "09:00"], "fleets": ["construction_waste"]},
+    ]})  # fmt: skip
+    assert [g.kind for g in ok.geofences] == ["disposal_site", "approved_route", "banned_zone"]
+    with pytest.raises(ConfigError, match="needs a polygon, or a center and radius_m"):
+        parse_config({"geofences": [{"id": "X", "kind": "depot"}]})
+    with pytest.raises(ConfigError, match="out of range"):
+        parse_config(
+            {"geofences": [{"id": "X", "kind": "depot", "center": [200, 30], "radius_m": 5}]}
+        )
+
+
+def test_ingest_section_defaults_and_policy():
+    cfg = parse_config(
+        {"ingest": {"spill_policy": "drop_oldest", "limits": {"dust_monitor.pm10": [0, 5000]}}}
+    )
+    assert cfg.ingest.spill_policy == "drop_oldest"
+    assert cfg.ingest.limits["dust_monitor.pm10"] == (0, 5000)
+    with pytest.raises(ConfigError, match="spill_policy"):
+        parse_config({"ingest": {"spill_policy": "lose_it"}})
