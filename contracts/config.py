@@ -260,7 +260,6 @@ class DashboardConfig(_Model):
 class IngestConfig(_Model):
     """How ingest guards and buffers: spill to disk while the store is down, value limits."""
 
-    spill_path: str = "spill.db"
     spill_max_rows: int = Field(5_000_000, ge=1)
     spill_policy: Literal["block", "drop_oldest", "drop_newest"] = "block"
     tracker_topic: str | None = None  # third-party tracker JSON accepted on this MQTT filter
