@@ -24,6 +24,8 @@ import threading
 import time
 from pathlib import Path
 
+import polars as pl
+
 from bench import encode as encode_bench
 from bench import ingest_wire as wire_bench
 from bench.ingest_fleet import ROWS_PER_DEVICE, Fleet
@@ -43,11 +45,21 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 def run(
     seconds: int = 60,
     rows_per_batch: int = 2000,
-    ceiling_seconds: float = 15.0,
+    ceiling_seconds: float | None = None,
     window: int = 256,
     devices: int = 6000,
+    connections: int = 1,
+    chunk_lines: int | None = None,
+    wire: int = 2,
 ) -> dict:
-    """One benchmark run; figures, ratios and where the CPU went."""
+    """One benchmark run; figures, ratios and where the CPU went.
+
+    The ceiling runs as long as the full path (``ceiling_seconds`` None) with the same
+    number of write ``connections`` and body size (``chunk_lines``, default one batch).
+    ``wire`` is the agents' batch format the publisher sends (2: Arrow IPC, 1: JSON).
+    """
+    ceiling_seconds = seconds if ceiling_seconds is None else ceiling_seconds
+    chunk = chunk_lines or rows_per_batch
     from tests.servers import InfluxBehindNginx, Mosquitto
 
     if rows_per_batch % ROWS_PER_DEVICE:
@@ -61,25 +73,30 @@ def run(
         broker = Mosquitto(root / "mqtt").start()
         influx = InfluxBehindNginx(root / "influx").start()
         try:
-            ceiling = _ceiling(influx, fleet, ceiling_seconds)
-            full = _full_path(root, broker, influx, fleet, seconds, window)
+            ceiling = _ceiling(influx, fleet, ceiling_seconds, connections, chunk)
+            full = _full_path(
+                root, broker, influx, fleet, seconds, window, connections, chunk, wire
+            )
         finally:
             broker.stop()
             influx.stop()
         embedded = _embedded(root / "embedded.db", fleet)
     enc = encode_bench.run(rows=100_000)
-    wire = wire_bench.run(rows=rows_per_batch)
+    wire_decode = wire_bench.run(rows=rows_per_batch)
     ratio = full["rows_per_s"] / ceiling["rows_per_s"] if ceiling["rows_per_s"] else 0.0
     return {
         "cores": os.cpu_count(),
         "rows_per_batch": rows_per_batch,
+        "wire_version": wire,
+        "connections": connections,
+        "body_lines": chunk,
         "ceiling": ceiling,
         "full_path": full,
         "ratio_full_to_ceiling": round(ratio, 3),
         "goal_ratio": 0.70,
         "goal_met": ratio >= 0.70,
         "encode": enc,
-        "wire": wire,
+        "wire_decode": wire_decode,
         "embedded": embedded,
     }
 
@@ -87,37 +104,51 @@ def run(
 # -- (a) the ceiling ---------------------------------------------------------
 
 
-def _ceiling(influx, fleet: Fleet, seconds: float) -> dict:
+def _ceiling(influx, fleet: Fleet, seconds: float, connections: int, chunk: int) -> dict:
     db = "ceiling"
     influx.create_database(db)
     # Fresh points, pre-encoded (rewriting the same points would flatter the ceiling by
     # ~7 %); sized for ~300k rows/s, and the run ends early if the pool runs out.
-    n_bodies = max(10, int(seconds * 300_000 / fleet.rows_per_batch))
-    bodies = [
-        next(line_chunks(fleet.frame(seq), fleet.rows_per_batch)).encode()
-        for seq in range(n_bodies)
-    ]
-    conn = http.client.HTTPConnection("127.0.0.1", influx.port, timeout=30)
+    n_batches = max(10, int(seconds * 300_000 / fleet.rows_per_batch))
+    bodies: list[bytes] = []
+    for first in range(0, n_batches, 50):
+        frame = pl.concat([fleet.frame(seq) for seq in range(first, min(first + 50, n_batches))])
+        bodies.extend(body.encode() for body in line_chunks(frame, chunk))
+    lines = [body.count(b"\n") + 1 for body in bodies]
     path = f"/api/v2/write?org=rongguan&bucket={db}&precision=ns"
     headers = {"Content-Type": "text/plain; charset=utf-8", "Authorization": "Token x"}
-    rows = 0
+    next_body = iter(range(len(bodies)))
+    posted = [0] * connections
+    lock = threading.Lock()
+
+    def post(k: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", influx.port, timeout=30)
+        while time.perf_counter() < deadline:
+            with lock:
+                i = next(next_body, None)
+            if i is None:
+                break
+            conn.request("POST", path, bodies[i], headers)
+            resp = conn.getresponse()
+            answer = resp.read()
+            if resp.status != 204:
+                raise RuntimeError(f"ceiling write answered {resp.status}: {answer[:300]!r}")
+            posted[k] += lines[i]
+        conn.close()
+
     cpu0, t0 = time.process_time(), time.perf_counter()
     others0 = _proc_cpu(influx)
     deadline = t0 + seconds
-    i = 0
-    while time.perf_counter() < deadline and i < n_bodies:
-        conn.request("POST", path, bodies[i], headers)
-        resp = conn.getresponse()
-        answer = resp.read()
-        if resp.status != 204:
-            raise RuntimeError(f"ceiling write answered {resp.status}: {answer[:300]!r}")
-        rows += fleet.rows_per_batch
-        i += 1
+    threads = [threading.Thread(target=post, args=(k,)) for k in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     wall = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
     others = _delta(others0, _proc_cpu(influx))
-    conn.close()
-    del bodies
+    rows = sum(posted)
+    bodies.clear()
     stored = _count(influx, db)
     return {
         "seconds": round(wall, 1),
@@ -132,10 +163,20 @@ def _ceiling(influx, fleet: Fleet, seconds: float) -> dict:
 # -- (b) the full path ---------------------------------------------------------
 
 
-def _full_path(root: Path, broker, influx, fleet: Fleet, seconds: int, window: int) -> dict:
+def _full_path(
+    root: Path,
+    broker,
+    influx,
+    fleet: Fleet,
+    seconds: int,
+    window: int,
+    connections: int,
+    chunk: int,
+    wire: int,
+) -> dict:
     db = "full"
     icfg = InfluxConfig(url=influx.url, bucket=db, token="x")
-    store = InfluxStore(icfg, chunk_lines=fleet.rows_per_batch)
+    store = InfluxStore(icfg, chunk_lines=chunk, connections=connections)
     store.ensure_database()
     cfg = DeploymentConfig.model_validate(
         {"var_dir": str(root / "ingest"), "broker": BrokerConfig(url=broker.url).model_dump()}
@@ -154,7 +195,16 @@ def _full_path(root: Path, broker, influx, fleet: Fleet, seconds: int, window: i
     result = ctx.Queue()
     pub = ctx.Process(
         target=_publish,
-        args=(broker.port, fleet.devices, fleet.rows_per_batch, seconds, window, done, result),
+        args=(
+            broker.port,
+            fleet.devices,
+            fleet.rows_per_batch,
+            seconds,
+            window,
+            wire,
+            done,
+            result,
+        ),
     )
     peak_rss = [0]
     feeding = threading.Event()
@@ -203,11 +253,12 @@ def _full_path(root: Path, broker, influx, fleet: Fleet, seconds: int, window: i
     }
 
 
-def _publish(port, devices, rows_per_batch, seconds, window, done, result) -> None:
+def _publish(port, devices, rows_per_batch, seconds, window, wire, done, result) -> None:
     """Publisher process: agent batches on QoS 1, at most ``window`` ahead of ingest."""
     from contracts.mqtt import make_client
 
     fleet = Fleet(devices, rows_per_batch)
+    payload = fleet.payload_v2 if wire == 2 else fleet.payload
     client = make_client(BrokerConfig(url=f"mqtt://127.0.0.1:{port}"), "bench-pub")
     client.connect("127.0.0.1", port)
     client.loop_start()
@@ -219,7 +270,7 @@ def _publish(port, devices, rows_per_batch, seconds, window, done, result) -> No
             time.sleep(0.001)
             continue
         agent = seq % fleet.agents
-        infos.append(client.publish(topics.telemetry(0, f"bench-{agent}"), fleet.payload(seq), 1))
+        infos.append(client.publish(topics.telemetry(0, f"bench-{agent}"), payload(seq), 1))
         seq += 1
     for info in infos:
         info.wait_for_publish(30)

@@ -11,8 +11,12 @@ from __future__ import annotations
 import json
 import time
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
+from contracts.telemetry import TelemetryBatch
+from contracts.telemetry_arrow import encode_batch
 from ingest.frames import SCHEMA
 
 __all__ = ["Fleet", "FIELDS", "ROWS_PER_DEVICE"]
@@ -47,6 +51,7 @@ class Fleet:
         self._field = [i % ROWS_PER_DEVICE for i in range(rows_per_batch)]
         self._xs = [self._values(a) for a in range(self.agents)]
         self._prefix = [self._agent_prefix(a) for a in range(self.agents)]
+        self._v2: dict[int, pa.Table] = {}
 
     def device_id(self, j: int) -> str:
         """The id of device ``j``."""
@@ -102,6 +107,27 @@ class Fleet:
         start = self.t0 + seq * self.rows_per_batch
         t = ",".join(map(str, range(start, start + self.rows_per_batch)))
         return f"{head}{seq}{body}{t}]}}".encode()
+
+    def payload_v2(self, seq: int) -> bytes:
+        """Batch ``seq`` in wire v2 (Arrow IPC, what agents publish): the same rows."""
+        agent = seq % self.agents
+        if agent not in self._v2:
+            frame = self.frame(agent)
+            b = TelemetryBatch(agent=f"bench-{agent}", seq=0)
+            b.device_id, b.kind = frame["device_id"].to_list(), frame["kind"].to_list()
+            b.ts, b.field_name = frame["ts"].to_list(), frame["field"].to_list()
+            b.value = frame["value"].to_list()
+            table = pa.ipc.open_stream(encode_batch(b)).read_all()
+            self._v2[agent] = table.drop_columns(["ts"])
+        table = self._v2[agent]
+        start = self.t0 + seq * self.rows_per_batch
+        ts = pa.array(np.arange(start, start + self.rows_per_batch, dtype=np.int64))
+        meta = {**table.schema.metadata, b"seq": str(seq).encode()}
+        table = table.add_column(2, pa.field("ts", pa.int64()), ts).replace_schema_metadata(meta)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return sink.getvalue().to_pybytes()
 
     def frame(self, seq: int) -> pl.DataFrame:
         """Batch ``seq`` as a telemetry frame (the same rows as :meth:`payload`)."""

@@ -6,10 +6,12 @@ Decoding one agent batch into a telemetry frame, per format, in the same run:
 - ``json_direct``: :func:`ingest.frames.decode_frame` (json.loads, then polars gathers);
 - ``arrow_ipc``: an Arrow IPC stream with dictionary-encoded device/kind/field columns,
   read by ``pl.read_ipc_stream``;
+- ``wire_v2``: the agents' wire v2 (:mod:`contracts.telemetry_arrow`) through
+  :func:`ingest.frames.decode_frame`, with its schema and metadata checks;
 - ``packed``: a small JSON header (dictionaries) + little-endian int32/int64/float64
   arrays, read with ``numpy.frombuffer``.
 
-Only a measurement: the wire contract is the lead's decision.
+Measured to choose wire v2: agents publish Arrow IPC since; JSON stays accepted.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ def run(rows: int = 2000, repeat: int = 300) -> dict:
     cases = {
         "json_contract": (js, lambda p: batch_to_frame(TelemetryBatch.decode(p))),
         "json_direct": (js, decode_frame),
+        "wire_v2": (fleet.payload_v2(1), decode_frame),
         "arrow_ipc": (arrow, lambda p: pl.read_ipc_stream(p).cast(SCHEMA)),  # type: ignore[arg-type]
         "packed": (packed, decode_packed),
     }

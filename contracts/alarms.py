@@ -59,6 +59,7 @@ class AlarmEvent(BaseModel):
     lon: float | None = None
     case_no: str | None = None
     case_status: str | None = None
+    assignee: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
 
     def encode(self) -> bytes:

@@ -23,6 +23,15 @@ __all__ = [
     "CrossRuleConfig",
     "AstroRuleConfig",
     "NoiseRuleConfig",
+    "GeofenceRuleConfig",
+    "StopRuleConfig",
+    "RouteRuleConfig",
+    "BannedZoneRuleConfig",
+    "CoverRuleConfig",
+    "FleetSpeedRuleConfig",
+    "CollectionRuleConfig",
+    "VehicleRuleConfig",
+    "VEHICLE_FAMILIES",
     "AnyRuleConfig",
     "RULE_FAMILIES",
 ]
@@ -174,6 +183,114 @@ class NoiseRuleConfig(_RuleBase):
     hysteresis: float = Field(2.0, ge=0)  # clears this far below the limit
 
 
+_ZoneKind = Literal[
+    "construction_site",
+    "disposal_site",
+    "treatment_plant",
+    "collection_point",
+    "depot",
+    "banned_zone",
+    "approved_route",
+]
+
+
+class _VehicleRule(_RuleBase):
+    """Vehicle rules run on assembled fixes (lat, lon, speed, cover_open of one ts), not
+    on single fields; ``fleets`` limits them to vehicles whose ``attrs.fleet`` is listed."""
+
+    domain: Literal["vehicle"] = "vehicle"
+    kind: DeviceKind = DeviceKind.VEHICLE
+    field: str = "fix"
+    fleets: list[str] = Field(default_factory=list)  # empty: every fleet
+
+    @model_validator(mode="after")
+    def _guard_star(self) -> _VehicleRule:
+        if self.guard is not None:
+            raise ValueError("vehicle rules take no guard (use fleets)")
+        return self
+
+
+class GeofenceRuleConfig(_VehicleRule):
+    """Inside a geofence of one of ``zones`` for ``for_s`` (0: on entering); clears on exit.
+    Subject: (rule, device, geofence)."""
+
+    family: Literal["geofence"]
+    zones: list[_ZoneKind] = Field(min_length=1)
+
+
+class StopRuleConfig(_VehicleRule):
+    """Stopped (speed below ``stop_speed_kmh``, within ``stop_radius_m`` of where the stop
+    began) for ``for_s`` outside every geofence of the ``allowed`` kinds: suspected dumping."""
+
+    family: Literal["stop"]
+    for_s: float = Field(gt=0)
+    allowed: list[_ZoneKind] = Field(
+        default_factory=lambda: ["construction_site", "disposal_site", "depot"]
+    )
+    stop_speed_kmh: float = Field(3.0, gt=0)
+    stop_radius_m: float = Field(50.0, gt=0)
+
+
+class RouteRuleConfig(_VehicleRule):
+    """Outside the corridor of an approved_route that lists the vehicle (or its fleet) for
+    ``for_s``, unless inside a geofence of the ``exempt`` kinds. Subject: (rule, device, route)."""
+
+    family: Literal["route"]
+    exempt: list[_ZoneKind] = Field(
+        default_factory=lambda: ["construction_site", "disposal_site", "depot"]
+    )
+
+
+class BannedZoneRuleConfig(_VehicleRule):
+    """Inside a banned_zone that applies to the vehicle's fleet during the zone's local
+    ``hours`` (all day without hours) for ``for_s``. Subject: (rule, device, zone)."""
+
+    family: Literal["banned_zone"]
+
+
+class CoverRuleConfig(_VehicleRule):
+    """Cover open (``cover_open`` >= 0.5) while moving faster than ``min_speed_kmh``."""
+
+    family: Literal["cover_moving"]
+    field: str = "cover_open"
+    min_speed_kmh: float = Field(5.0, ge=0)
+
+
+class FleetSpeedRuleConfig(_VehicleRule):
+    """Speed above ``max_speed_kmh`` for ``for_s`` (e.g. a sweeper above working speed)."""
+
+    family: Literal["fleet_speed"]
+    field: str = "speed"
+    max_speed_kmh: float = Field(gt=0)
+
+
+class CollectionRuleConfig(_VehicleRule):
+    """A collection_point listing the vehicle not visited (entered) between the start and the
+    end of its local ``hours``; checked by ``RulesEngine.tick`` at the end of the hours."""
+
+    family: Literal["collection_miss"]
+
+
+VehicleRuleConfig = (
+    GeofenceRuleConfig
+    | StopRuleConfig
+    | RouteRuleConfig
+    | BannedZoneRuleConfig
+    | CoverRuleConfig
+    | FleetSpeedRuleConfig
+    | CollectionRuleConfig
+)
+VEHICLE_FAMILIES = (
+    "geofence",
+    "stop",
+    "route",
+    "banned_zone",
+    "cover_moving",
+    "fleet_speed",
+    "collection_miss",
+)
+
+
 def _family(v: Any) -> str:
     if isinstance(v, dict):
         return str(v.get("family", "threshold"))
@@ -190,7 +307,24 @@ AnyRuleConfig = Annotated[
         Annotated[CrossRuleConfig, Tag("cross")],
         Annotated[AstroRuleConfig, Tag("astro")],
         Annotated[NoiseRuleConfig, Tag("noise")],
+        Annotated[GeofenceRuleConfig, Tag("geofence")],
+        Annotated[StopRuleConfig, Tag("stop")],
+        Annotated[RouteRuleConfig, Tag("route")],
+        Annotated[BannedZoneRuleConfig, Tag("banned_zone")],
+        Annotated[CoverRuleConfig, Tag("cover_moving")],
+        Annotated[FleetSpeedRuleConfig, Tag("fleet_speed")],
+        Annotated[CollectionRuleConfig, Tag("collection_miss")],
     ],
     Discriminator(_family),
 ]
-RULE_FAMILIES = ("threshold", "window", "stale", "flatline", "rate", "cross", "astro", "noise")
+RULE_FAMILIES = (
+    "threshold",
+    "window",
+    "stale",
+    "flatline",
+    "rate",
+    "cross",
+    "astro",
+    "noise",
+    *VEHICLE_FAMILIES,
+)

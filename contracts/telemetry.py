@@ -14,6 +14,10 @@ column by column straight into a data frame:
      "d": [0, 0, 1], "f": [0, 1, 0], "t": [ts_ns, ...], "x": [3.42, null, ...]}
 
 ``x`` holds floats; booleans travel as 0/1, missing or non-finite values as null.
+
+That is wire v1. Agents publish wire v2, the same columns as an Arrow IPC stream
+(``contracts.telemetry_arrow``, 5× faster to decode); receivers accept both and tell them
+apart by the first bytes (``{`` vs the IPC continuation marker ``FF FF FF FF``).
 """
 
 from __future__ import annotations
@@ -135,7 +139,12 @@ class TelemetryBatch:
 
     @classmethod
     def decode(cls, payload: bytes) -> TelemetryBatch:
-        """Parse the wire format; raise :class:`BatchError` naming what is wrong."""
+        """Parse the wire format (v1 JSON or v2 Arrow IPC); raise :class:`BatchError` naming
+        what is wrong."""
+        if bytes(payload[:4]) == b"\xff\xff\xff\xff":  # wire v2 (Arrow IPC stream)
+            from contracts.telemetry_arrow import decode_batch  # pyarrow only when needed
+
+            return decode_batch(payload)
         try:
             doc = json.loads(payload)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -21,9 +21,9 @@ __all__ = ["ActionResult", "Actions", "Publish", "ASSIGN_WIRE_ACTION", "ASSIGN_P
 
 audit = logging.getLogger("rongguan.audit")
 
-#: rules.alarms has no "assign" action yet: an assignment travels as a comment so that it
-#: lands in the alarm's log today. Switch to "assign" once the rules service accepts it.
-ASSIGN_WIRE_ACTION = "comment"
+#: the rules service's alarm book takes "assign" (it strips ASSIGN_PREFIX from the text and
+#: sets the alarm's assignee).
+ASSIGN_WIRE_ACTION = "assign"
 ASSIGN_PREFIX = "assign:"
 
 #: ``publish(topic, payload)`` at QoS 1; raises on failure (LiveFeed.publish fits).

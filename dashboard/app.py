@@ -107,12 +107,13 @@ class Dashboard:
             view: Any = WallView(
                 self.store, self.kpis, self.cfg.dashboard.basemap, lang,
                 self.cfg.dashboard.title, redraw_all=self.redraw_all, markers=self.markers,
+                geofences=self.cfg.geofences,
             )  # fmt: skip
         elif name == "lighting":
             view = LightingView(self.store, self.actions, who, lang)
         elif name == "fleet":
             view = FleetView(self.store, who, lang, self.cfg.dashboard.basemap, self.history,
-                             default_day_of(self.cfg))  # fmt: skip
+                             default_day_of(self.cfg), self.cfg.geofences)  # fmt: skip
         else:
             view = AlarmsView(self.store, self.actions, who, lang, self.history)
         view.start()

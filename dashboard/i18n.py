@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["TEXT", "tr", "session_language"]
+__all__ = ["TEXT", "tr", "tr_opt", "session_language"]
 
 TEXT: dict[str, tuple[str, str]] = {  # key -> (zh, en)
     "wall": ("城市运行总览", "City overview"),
@@ -124,6 +124,22 @@ TEXT: dict[str, tuple[str, str]] = {  # key -> (zh, en)
     "layers": ("图层", "Layers"),
     "no_data": ("无数据", "no data"),
     "time": ("时间", "Time"),
+    "case_filed": ("已立案", "filed"),
+    "case_dispatched": ("已派遣", "dispatched"),
+    "case_closed": ("已结案", "closed"),
+    "case_pending": ("待立案", "pending"),
+    "fleet_construction_waste": ("渣土车", "construction waste"),
+    "fleet_sanitation": ("环卫车", "sanitation"),
+    "fleet_kitchen_waste": ("餐厨垃圾车", "kitchen waste"),
+    "geofences": ("电子围栏", "Geofences"),
+    "geofence": ("围栏", "Geofence"),
+    "gf_construction_site": ("工地", "construction site"),
+    "gf_disposal_site": ("消纳场", "disposal site"),
+    "gf_treatment_plant": ("处理厂", "treatment plant"),
+    "gf_collection_point": ("收运点", "collection point"),
+    "gf_depot": ("停车场", "depot"),
+    "gf_banned_zone": ("禁行区", "banned zone"),
+    "gf_approved_route": ("核准路线", "approved route"),
 }
 
 
@@ -132,6 +148,13 @@ def tr(key: str, lang: str = "zh", **fmt: object) -> str:
     zh_en = TEXT.get(key)
     text = key if zh_en is None else zh_en[1 if lang == "en" else 0]
     return text.format(**fmt) if fmt else text
+
+
+def tr_opt(prefix: str, value: str | None, lang: str = "zh") -> str:
+    """``value`` translated through the key ``prefix + value``; the raw value when unknown."""
+    if not value:
+        return ""
+    return tr(prefix + value, lang) if prefix + value in TEXT else value
 
 
 def session_language(default: str) -> str:

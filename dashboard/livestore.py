@@ -20,6 +20,7 @@ from contracts.alarms import ACTIVE_STATES, AlarmEvent
 from contracts.commands import Command, CommandAck, CommandState
 from contracts.config import DeploymentConfig
 from contracts.telemetry import TelemetryBatch
+from contracts.telemetry_arrow import decode_batch
 
 __all__ = ["DeviceInfo", "CommandProgress", "Changes", "LiveStore", "devices_from_config"]
 
@@ -193,7 +194,7 @@ class LiveStore:
     def apply_batch_payload(self, payload: bytes) -> None:
         """Decode and take a telemetry batch from the wire; bad payloads are counted."""
         try:
-            batch = TelemetryBatch.decode(payload)
+            batch = decode_batch(payload)  # wire v1 JSON or v2 Arrow, sniffed
         except ValueError as exc:
             with self._lock:
                 self.counters["bad_batches"] += 1

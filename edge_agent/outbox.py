@@ -18,6 +18,7 @@ from collections import defaultdict
 from contracts import topics
 from contracts.config import BatchConfig
 from contracts.telemetry import TelemetryBatch, TelemetryRow
+from contracts.telemetry_arrow import encode_batch
 from edge_agent.buffer import DiskBuffer
 from edge_agent.link import MqttLink
 
@@ -94,7 +95,7 @@ class Outbox:
         offline = not self.link.connected.is_set()
         kept = self.buffer.put(
             topics.telemetry(partition, self.agent_id),
-            batch.encode(),
+            encode_batch(batch),  # wire v2 (Arrow IPC); receivers also accept v1 JSON
             offline=offline,
             keep_after=self._cursor,
         )

@@ -9,16 +9,19 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from hardware.chengdu import (
-    COMPANIES,
-    CONTRACTORS,
-    DEPOTS,
-    DISPOSAL_SITES,
-    DISTRICT_CODES,
-    ROADS,
-    TREATMENT_PLANTS,
-    Place,
-    Road,
+from hardware.chengdu import COMPANIES, ROADS, Road, all_streets
+from hardware.geo.locate import adcode_of, district_at
+from hardware.geography import (
+    BannedZone,
+    CollectionPoint,
+    Facility,
+    Route,
+    Site,
+    assign,
+    banned_zones,
+    facilities,
+    located,
+    make_site,
 )
 from hardware.profiles import load_profile
 
@@ -38,6 +41,12 @@ SIZES: dict[str, tuple[int, int, int, dict[str, int]]] = {
 # Devices that push to the agent's listeners: (HJ 212 monitors, JT/T 808 trucks); every
 # third JT/T 808 terminal speaks the 2019 header. ``tiny`` gets them only when asked.
 PUSH_SIZES: dict[str, tuple[int, int]] = {"tiny": (2, 3), "district": (4, 6), "city": (600, 3000)}
+# (disposal sites, treatment plants, depots, collection points per kitchen-waste truck)
+GEO_SIZES: dict[str, tuple[int, int, int, int]] = {
+    "tiny": (3, 1, 4, 3),
+    "district": (3, 1, 4, 4),
+    "city": (8, 2, 8, 8),
+}
 _DUST_PROFILES = ("modbus_dust_monitor", "modbus_dust_monitor_cdab_mg")
 _PLATE_CHARS = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no I or O on Chinese plates
 
@@ -71,6 +80,7 @@ class DustMonitor:
     lon: float
     profile: str
     mn: str = ""  # HJ 212 monitoring-point number (24 characters) for pushing monitors
+    site_id: str = ""  # the construction site (CS-...) the monitor stands in
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,10 @@ class Vehicle:
     profile: str
     phone: str = ""  # JT/T 808 terminal phone number (SIM), for JT/T 808 terminals
     jt808_version: int | None = None  # None: 2013 header; 1: 2019 header
+    depot: str = ""  # depot id (DP-..)
+    route: str = ""  # construction waste: approved route id (RT-..)
+    collection: tuple[str, ...] = ()  # kitchen waste: collection point ids (CP-..), in order
+    plant: str = ""  # kitchen waste: treatment plant id (TP-..)
 
 
 @dataclass(frozen=True)
@@ -97,8 +111,13 @@ class Inventory:
     cabinets: list[Cabinet] = field(default_factory=list)
     dust_monitors: list[DustMonitor] = field(default_factory=list)
     vehicles: list[Vehicle] = field(default_factory=list)
-    disposal_sites: tuple[Place, ...] = DISPOSAL_SITES
-    treatment_plants: tuple[Place, ...] = TREATMENT_PLANTS
+    sites: list[Site] = field(default_factory=list)
+    disposal_sites: list[Facility] = field(default_factory=list)
+    treatment_plants: list[Facility] = field(default_factory=list)
+    depots: list[Facility] = field(default_factory=list)
+    collection_points: list[CollectionPoint] = field(default_factory=list)
+    banned_zones: list[BannedZone] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)
 
     def device_ids(self) -> list[str]:
         """Every device id, cabinets first."""
@@ -127,19 +146,40 @@ def build_inventory(
     if size not in SIZES:
         raise ValueError(f"unknown inventory size {size!r}; known: {', '.join(SIZES)}")
     n_opc, n_mb, n_dust, fleets = SIZES[size]
+    n_disposal, n_plants, n_depots, n_cp = GEO_SIZES[size]
+    depots = facilities("depot", n_depots)
     rng = random.Random(f"rongguan-{size}-{seed}")
     cabinets = [_cabinet(rng, i + 1, "opcua_lighting_cabinet") for i in range(n_opc)]
     cabinets += [_cabinet(rng, n_opc + i + 1, "modbus_lighting_controller") for i in range(n_mb)]
-    dust = [_dust(rng, i + 1, _DUST_PROFILES[i % 2]) for i in range(n_dust)]
+    sites: list[Site] = []
+    dust = [_dust(rng, i + 1, _DUST_PROFILES[i % 2], sites) for i in range(n_dust)]
     vehicles: list[Vehicle] = []
     plates: set[str] = set()
     for fleet, count in fleets.items():
         for _ in range(count):
-            vehicles.append(_vehicle(rng, len(vehicles) + 1, fleet, plates))
+            vehicles.append(_vehicle(rng, len(vehicles) + 1, fleet, plates, depots))
     if push_devices if push_devices is not None else size != "tiny":
         # Their own random stream, so the other devices stay exactly as they were.
-        _add_push(random.Random(f"rongguan-{size}-{seed}-push"), size, dust, vehicles, plates)
-    return Inventory(size, seed, cabinets, dust, vehicles)
+        push_rng = random.Random(f"rongguan-{size}-{seed}-push")
+        _add_push(push_rng, size, dust, vehicles, plates, sites, depots)
+    disposal = facilities("disposal_site", n_disposal)
+    plants = facilities("treatment_plant", n_plants)
+    geo_rng = random.Random(f"rongguan-{size}-{seed}-geo")
+    vehicles, routes, points = assign(geo_rng, vehicles, sites, disposal, plants, n_cp)
+    return Inventory(
+        size,
+        seed,
+        cabinets,
+        dust,
+        vehicles,
+        sites=sites,
+        disposal_sites=disposal,
+        treatment_plants=plants,
+        depots=depots,
+        collection_points=points,
+        banned_zones=banned_zones(),
+        routes=routes,
+    )
 
 
 def _base(n: int) -> int:
@@ -155,17 +195,21 @@ def _add_push(
     dust: list[DustMonitor],
     vehicles: list[Vehicle],
     plates: set[str],
+    sites: list[Site],
+    depots: list[Facility],
 ) -> None:
     n_hj, n_jt = PUSH_SIZES[size]
     base = _base(len(dust))
     for i in range(1, n_hj + 1):
-        d = _dust(rng, base + i, "hj212_dust_monitor")
-        code = DISTRICT_CODES.get(d.district, "510100")
+        d = _dust(rng, base + i, "hj212_dust_monitor", sites)
+        code = adcode_of(d.district)
         mn = f"{code}HJ212{base + i:013d}"  # 6 + 5 + 13 = 24 characters
         dust.append(DustMonitor(**{**d.__dict__, "mn": mn}))
     base, fleets = _base(len(vehicles)), ("construction_waste", "kitchen_waste", "sanitation")
     for i in range(1, n_jt + 1):
-        v = _vehicle(rng, base + i, fleets[(i - 1) % 3] if i <= 3 else "construction_waste", plates)
+        v = _vehicle(
+            rng, base + i, fleets[(i - 1) % 3] if i <= 3 else "construction_waste", plates, depots
+        )
         phone = f"01{rng.choice((39, 58, 86))}{base + i:08d}"  # 12 digits: the 2013 BCD[6]
         version = 1 if i % 3 == 0 else None
         vehicles.append(
@@ -189,20 +233,24 @@ def _on_road(rng: random.Random, road: Road) -> tuple[float, float]:
 
 
 def _cabinet(rng: random.Random, n: int, profile_name: str) -> Cabinet:
-    # Walk the roads in order so small inventories still cover main and secondary roads.
-    road = ROADS[(n - 1) % len(ROADS)] if n <= len(ROADS) else rng.choice(ROADS)
+    # Walk the named roads first so small inventories cover main and secondary roads; then
+    # the ring-road sections and the street grid inside 三环.
+    road = ROADS[(n - 1) % len(ROADS)] if n <= len(ROADS) else rng.choice(all_streets())
     lat, lon = _on_road(rng, road)
+    while district_at(lat, lon) is None:  # a sliver between simplified boundaries
+        lat, lon = _on_road(rng, road)
     circuits = load_profile(profile_name).circuits
     main = road.road_class == "main"
     lamps = tuple(rng.randint(18, 32) if main else rng.randint(10, 22) for _ in range(circuits))
     watts = rng.choice((150.0, 200.0, 250.0) if main else (60.0, 80.0, 100.0))
     name = f"{road.name}{n}号路灯控制箱"
+    district = located(lat, lon)
     return Cabinet(
         f"LC-{n:04d}",
         name,
         road.name,
         road.road_class,
-        road.district,
+        district,
         lat,
         lon,
         profile_name,
@@ -212,24 +260,33 @@ def _cabinet(rng: random.Random, n: int, profile_name: str) -> Cabinet:
     )
 
 
-def _dust(rng: random.Random, n: int, profile_name: str) -> DustMonitor:
-    road = rng.choice(ROADS)
-    lat, lon = _on_road(rng, road)
-    lat, lon = round(lat + rng.uniform(-3e-3, 3e-3), 6), round(lon + rng.uniform(-3e-3, 3e-3), 6)
-    contractor = rng.choice(CONTRACTORS)
-    site = f"{contractor}{road.name}{rng.choice(('综合体', '安置房', '地铁站', '商业广场'))}项目"
-    date = f"2026{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
-    permit = f"{DISTRICT_CODES.get(road.district, '510100')}{date}{n:04d}"
-    return DustMonitor(f"DM-{n:04d}", site, permit, road.district, lat, lon, profile_name)
+def _dust(rng: random.Random, n: int, profile_name: str, sites: list[Site]) -> DustMonitor:
+    site, lat, lon = make_site(rng, n)
+    sites.append(site)
+    district = located(lat, lon)
+    return DustMonitor(
+        f"DM-{n:04d}", site.name, site.permit_no, district, lat, lon, profile_name, site_id=site.id
+    )
 
 
-def _vehicle(rng: random.Random, n: int, fleet: str, plates: set[str]) -> Vehicle:
+def _vehicle(
+    rng: random.Random, n: int, fleet: str, plates: set[str], depots: list[Facility]
+) -> Vehicle:
     while True:
         tail = "".join(rng.choice(_PLATE_CHARS[:10] if i < 2 else _PLATE_CHARS) for i in range(5))
         plate = f"川A·{tail}"
         if plate not in plates:
             plates.add(plate)
             break
-    depot = DEPOTS[(n - 1) % len(DEPOTS)]
+    depot = depots[(n - 1) % len(depots)]
     company = rng.choice(COMPANIES[fleet])
-    return Vehicle(f"TRK-{n:04d}", plate, fleet, company, depot.lat, depot.lon, "mqtt_json_tracker")
+    return Vehicle(
+        f"TRK-{n:04d}",
+        plate,
+        fleet,
+        company,
+        depot.lat,
+        depot.lon,
+        "mqtt_json_tracker",
+        depot=depot.id,
+    )

@@ -1,12 +1,19 @@
-"""Telemetry frames: the polars DataFrame every center component passes around."""
+"""Telemetry frames: the polars DataFrame every center component passes around.
+
+Agent batches arrive in either wire version: v1 JSON (:mod:`contracts.telemetry`) or
+v2 Arrow IPC (:mod:`contracts.telemetry_arrow`, what agents publish). The first bytes
+tell which; both decode column by column, v2 without touching Python objects per row.
+"""
 
 from __future__ import annotations
 
 import json
+from typing import cast
 
 import polars as pl
 
 from contracts.telemetry import COLUMNS, WIRE_VERSION, BatchError, TelemetryBatch
+from contracts.telemetry_arrow import WIRE_V2, decode_table, wire_version
 
 __all__ = ["SCHEMA", "batch_to_frame", "decode_frame", "empty_frame"]
 
@@ -28,11 +35,13 @@ def batch_to_frame(batch: TelemetryBatch) -> pl.DataFrame:
 
 
 def decode_frame(payload: bytes) -> pl.DataFrame:
-    """An agent batch (wire format of :mod:`contracts.telemetry`) straight into a frame.
+    """An agent batch (wire v1 JSON or v2 Arrow, sniffed) straight into a frame.
 
-    Same acceptance as ``TelemetryBatch.decode`` but without building per-row Python
-    objects: the dictionary columns are gathered by polars. Raises :class:`BatchError`.
+    Same acceptance as ``TelemetryBatch.decode`` / ``telemetry_arrow.decode_table`` but
+    without building per-row Python objects. Raises :class:`BatchError`.
     """
+    if wire_version(payload) == WIRE_V2:
+        return _decode_v2(payload)
     try:
         doc = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -70,6 +79,15 @@ def decode_frame(payload: bytes) -> pl.DataFrame:
     except (IndexError, TypeError, ValueError, pl.exceptions.PolarsError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BatchError(f"bad column content: {first}") from None
+
+
+def _decode_v2(payload: bytes) -> pl.DataFrame:
+    table, _meta = decode_table(payload)
+    try:
+        # A Table always becomes a DataFrame (a bare array would be a Series).
+        return cast(pl.DataFrame, pl.from_arrow(table))
+    except (pl.exceptions.PolarsError, ValueError, TypeError) as exc:
+        raise BatchError(f"bad column content: {exc}") from None
 
 
 def _indices(values: list, size: int, name: str) -> pl.Series:

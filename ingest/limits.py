@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import polars as pl
 
-__all__ = ["DEFAULT_LIMITS", "Limits", "limits_frame", "field_key"]
+__all__ = ["DEFAULT_LIMITS", "Limits", "config_limits", "limits_frame", "field_key"]
 
 #: (kind, field) -> (min, max), inclusive.
 Limits = Mapping[tuple[str, str], tuple[float, float]]
@@ -64,6 +64,15 @@ def limits_frame(overrides: Limits | None = None) -> pl.DataFrame:
         schema={"kind": pl.Utf8, "field": pl.Utf8, "_lo": pl.Float64, "_hi": pl.Float64},
         orient="row",
     )
+
+
+def config_limits(section: Mapping[str, tuple[float, float]]) -> Limits:
+    """The config's ``ingest.limits`` (``"kind.field": [lo, hi]``) keyed by (kind, field)."""
+    out: dict[tuple[str, str], tuple[float, float]] = {}
+    for key, (lo, hi) in section.items():
+        kind, _, field = key.partition(".")
+        out[(kind, field)] = (float(lo), float(hi))
+    return out
 
 
 def field_key(expr: pl.Expr) -> pl.Expr:

@@ -29,12 +29,16 @@ def prepare(
     m: IngestMetrics,
     quarantine: Quarantine | None,
     tracker: TrackerFormat | None = None,
+    *,
+    max_future_s: float = 300.0,
+    max_past_s: float = 7 * 86400.0,
 ) -> pl.DataFrame | None:
     """The good rows of (topic, payload, received_ns) messages; None if there were none.
 
     Agent batches arrive on the telemetry topics; anything else is third-party tracker
     JSON (only subscribed to when ``tracker`` is set). All messages of the group are
-    validated in one pass (a per-message index scopes duplicates).
+    validated in one pass (a per-message index scopes duplicates); timestamps more than
+    ``max_future_s`` ahead of or ``max_past_s`` behind now are quarantined.
     """
     frames = []
     now = time.time_ns()
@@ -58,7 +62,15 @@ def prepare(
         return None
     frame = pl.concat(frames)
     m.add("rows_in", frame.height)
-    good, bad = validate(frame, inventory, now, limits=limits, keep=["_msg"])
+    good, bad = validate(
+        frame,
+        inventory,
+        now,
+        limits=limits,
+        keep=["_msg"],
+        max_future_s=max_future_s,
+        max_past_s=max_past_s,
+    )
     if bad.height:
         counts = bad.group_by("reason").len().iter_rows()
         n_bad = 0

@@ -38,7 +38,7 @@ from contracts import topics
 from contracts.config import DeploymentConfig
 from contracts.mqtt import make_client
 from ingest.frames import empty_frame
-from ingest.limits import Limits, limits_frame
+from ingest.limits import Limits, config_limits, limits_frame
 from ingest.metrics import IngestMetrics, log_line
 from ingest.prepare import prepare
 from ingest.quarantine import Quarantine
@@ -79,26 +79,31 @@ class IngestService:
         retry_max_s: float = 5.0,
         client_id: str | None = None,
         store: TelemetryStore | None = None,
-        spill_max_rows: int = 5_000_000,
-        spill_policy: SpillPolicy = "block",
+        spill_max_rows: int | None = None,
+        spill_policy: SpillPolicy | None = None,
         limits: Limits | None = None,
         tracker_topic: str | None = None,
         tracker_format: TrackerFormat | None = None,
+        max_future_s: float | None = None,
+        max_past_s: float | None = None,
         log_every_s: float = 60.0,
         gil_switch_s: float | None = 0.0005,
     ) -> None:
         self.cfg = cfg
+        ing = cfg.ingest  # the deployment's ``ingest:`` section; arguments override it
         self.hooks = list(hooks)
         self.write_store = write_store
         self.partition = partition
         self.max_rows_per_write = max_rows_per_write
         self.retry_max_s = retry_max_s
         self.client_id = client_id
-        self.spill_max_rows = spill_max_rows
-        self.spill_policy: SpillPolicy = spill_policy
-        self.limits = limits_frame(limits)
+        self.spill_max_rows = ing.spill_max_rows if spill_max_rows is None else spill_max_rows
+        self.spill_policy: SpillPolicy = spill_policy or ing.spill_policy
+        self.limits = limits_frame({**config_limits(ing.limits), **(limits or {})})
+        self.max_future_s = ing.max_future_s if max_future_s is None else max_future_s
+        self.max_past_s = ing.max_past_s if max_past_s is None else max_past_s
         #: Third-party trackers' JSON topic filter (e.g. ``trackers/+/gps``); None: off.
-        self.tracker_topic = tracker_topic
+        self.tracker_topic = tracker_topic or ing.tracker_topic
         self.tracker_format = tracker_format or TrackerFormat()
         self.log_every_s = log_every_s
         self.gil_switch_s = gil_switch_s
@@ -245,6 +250,8 @@ class IngestService:
             self.m,
             self.quarantine,
             self.tracker_format if self.tracker_topic else None,
+            max_future_s=self.max_future_s,
+            max_past_s=self.max_past_s,
         )
         return good if good is not None else empty_frame()
 

@@ -108,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
         "frame", help="HJ 212: the frame text (##...); JT/T 808: hex bytes (spaces allowed)"
     )
 
+    bt = sub.add_parser(
+        "backtest",
+        help="run a rule set over stored history; report the alarms it would have raised",
+        add_help=False,
+    )
+    bt.add_argument("args", nargs=argparse.REMAINDER)
+
     ev = sub.add_parser(
         "evaluate",
         help="precision, recall and latency of alarms against the simulator's ground truth",
@@ -122,8 +129,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: subcommands whose options their own module parses
+_PASS_THROUGH = {"backtest": "rules.backtest", "evaluate": "rules.evaluate"}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``rongguan`` command."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in _PASS_THROUGH:  # these parse their own options
+        from rongguan.runner import setup_logging
+
+        setup_logging(False)
+        module = __import__(_PASS_THROUGH[argv[0]], fromlist=["main"])
+        return module.main(argv[1:])
     args = build_parser().parse_args(argv)
     from rongguan.runner import setup_logging
 
@@ -136,10 +154,6 @@ def main(argv: list[str] | None = None) -> int:
         return run_bench(args.name)
     if args.command == "decode":
         return _decode(args.protocol, args.frame)
-    if args.command == "evaluate":
-        from rules.evaluate import main as evaluate
-
-        return evaluate(args.args)
     if args.command == "lighting":
         from rongguan.lighting import run as run_lighting
 

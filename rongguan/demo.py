@@ -176,13 +176,15 @@ def run_demo(args: argparse.Namespace) -> int:
             if sim.poll() is not None or time.monotonic() > deadline or stopping:
                 raise RuntimeError(f"simulator did not start; see {var_dir / 'simulate.log'}")
             time.sleep(0.1)
-        devices = json.loads(endpoints.read_text(encoding="utf-8"))["devices"]
+        served = json.loads(endpoints.read_text(encoding="utf-8"))
+        devices = served["devices"]
         if args.poll_s:
             for dev in devices:
                 if dev["protocol"] in ("opcua", "modbus"):
                     dev["interval_s"] = args.poll_s
         print(f"simulator   {len(devices)} devices, scenario {scenario}", flush=True)
         data = demo_config(args, mqtt_url, devices, var_dir)
+        data["geofences"] = served.get("geofences", [])
         parse_config(data, "demo config")  # fail here, loudly, rather than in a child
         cfg_path = var_dir / "deployment.yaml"
         cfg_path.write_text(

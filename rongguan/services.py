@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 async def _simulate(args: argparse.Namespace, stop: asyncio.Event) -> None:
     from hardware.inventory import build_inventory
     from hardware.sim.city import SimulatedCity
-    from hardware.sim.deployment import agent_devices
+    from hardware.sim.deployment import agent_devices, geofences
 
     listeners = {}
     for proto in ("hj212", "jt808"):
@@ -73,7 +73,11 @@ async def _simulate(args: argparse.Namespace, stop: asyncio.Event) -> None:
         agent_listeners=listeners or None,
     )
     endpoints = await city.start()
-    doc = {"endpoints": endpoints, "devices": agent_devices(inventory, endpoints)}
+    doc = {
+        "endpoints": endpoints,
+        "devices": agent_devices(inventory, endpoints),
+        "geofences": geofences(inventory),
+    }
     text = json.dumps(doc, ensure_ascii=False, indent=2)
     if args.endpoints_json:
         tmp = Path(args.endpoints_json).with_suffix(".tmp")
@@ -125,20 +129,7 @@ async def _ingest(
         rules = RulesService(cfg)
         hooks.append(rules.on_batch)
         tasks.append(asyncio.create_task(rules.run(stop), name="rules"))
-    ing = cfg.ingest
-    limits = {}
-    for key, bounds in ing.limits.items():
-        kind, _, field = key.partition(".")
-        limits[(kind, field)] = bounds
-    ingest = IngestService(
-        cfg,
-        hooks=hooks,
-        write_store=write_store,
-        partition=partition,
-        spill_max_rows=ing.spill_max_rows,
-        spill_policy=ing.spill_policy,
-        limits=limits,
-        tracker_topic=ing.tracker_topic,
-    )
+    ingest = IngestService(cfg, hooks=hooks, write_store=write_store, partition=partition)
+
     tasks.append(asyncio.create_task(ingest.run(stop), name="ingest"))
     await asyncio.gather(*tasks)

@@ -17,18 +17,24 @@ from typing import Literal
 
 from contracts.alarms import ACTIVE_STATES, AlarmEvent, AlarmState, CaseReceipt
 from contracts.config import DeviceConfig, RuleConfig
+from rules.alarmpolicy import AlarmPolicy, FlapTracker, group_keys
 from rules.transition import Transition
 
-__all__ = ["AlarmBook", "AlarmActionError", "Action", "ACTIONS"]
+__all__ = ["AlarmBook", "AlarmActionError", "AlarmPolicy", "Action", "ACTIONS"]
 
 log = logging.getLogger(__name__)
 
-Action = Literal["acknowledge", "comment", "shelve", "resolve", "close"]
-ACTIONS: tuple[str, ...] = ("acknowledge", "comment", "shelve", "resolve", "close")
+Action = Literal["acknowledge", "start", "assign", "comment", "shelve", "resolve", "close"]
+ACTIONS: tuple[str, ...] = (
+    "acknowledge", "start", "assign", "comment", "shelve", "resolve", "close",
+)  # fmt: skip
+_ASSIGN_PREFIX = "assign:"  # the dashboard's older wire form of an assignment
 
 # action -> (states it may start from, state it leads to; None keeps the state)
 _MOVES: dict[str, tuple[frozenset[AlarmState], AlarmState | None]] = {
     "acknowledge": (frozenset({AlarmState.OPEN, AlarmState.SHELVED}), AlarmState.ACKNOWLEDGED),
+    "start": (frozenset({AlarmState.OPEN, AlarmState.ACKNOWLEDGED}), AlarmState.IN_PROGRESS),
+    "assign": (frozenset(ACTIVE_STATES), None),
     "comment": (frozenset(AlarmState) - {AlarmState.CLOSED}, None),
     "shelve": (
         frozenset({AlarmState.OPEN, AlarmState.ACKNOWLEDGED, AlarmState.IN_PROGRESS}),
@@ -62,6 +68,7 @@ class AlarmBook:
         publish: Callable[[AlarmEvent], None],
         store_hook: Callable[[AlarmEvent], None] | None = None,
         devices: Mapping[str, DeviceConfig] | None = None,
+        policy: AlarmPolicy | None = None,
     ):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +79,11 @@ class AlarmBook:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        self.policy = policy or AlarmPolicy()
+        self._flaps = FlapTracker(self.policy)
         self._open: dict[tuple[str, str], AlarmEvent] = {}
+        # (rule, subject) -> (alarm id, event time) of its last automatic resolution
+        self._resolved: dict[tuple[str, str], tuple[str, int]] = {}
         placeholders = ",".join("?" * len(ACTIVE_STATES))
         for (doc,) in self._db.execute(
             f"SELECT doc FROM alarms WHERE state IN ({placeholders})",
@@ -80,45 +91,75 @@ class AlarmBook:
         ):
             ev = AlarmEvent.model_validate_json(doc)
             self._open[(ev.rule_id, ev.subject)] = ev
-        self.counters = {"raised": 0, "updated": 0, "cleared": 0, "actions": 0, "publish_errors": 0}
+        self.counters = {
+            "raised": 0, "updated": 0, "cleared": 0, "actions": 0, "publish_errors": 0,
+            "reopened": 0, "flapping": 0, "unflapped": 0, "grouped": 0,
+        }  # fmt: skip
 
     def on_transition(self, tr: Transition, rule: RuleConfig) -> tuple[AlarmEvent, bool] | None:
-        """Apply a raise or clear; return (the alarm, whether it was newly opened), or None."""
+        """Apply a raise or clear; return (the alarm, whether it was newly opened), or None.
+
+        A newly opened alarm needs a case unless it is a storm child (``extra.parent``).
+        """
         with self._lock:
-            ev = self._open.get((tr.rule_id, tr.subject))
+            key = (tr.rule_id, tr.subject)
+            ev = self._open.get(key)
             now = time.time_ns()
-            if tr.kind == "raise":
-                if ev is not None:  # still open: one alarm per (rule, subject)
-                    ev = ev.model_copy(
-                        update={
-                            "condition_active": True,
-                            "cleared_ns": None,
-                            "value": tr.value,
-                            "threshold": tr.threshold,
-                            "updated_ns": now,
-                        }
-                    )
-                    self.counters["updated"] += 1
-                    self._save(ev, None, "reraise", None)
-                    return ev, False
-                ev = self._new(tr, rule, now)
-                self.counters["raised"] += 1
-                self._save(ev, None, "raise", None)
-                return ev, True
-            if ev is None:
+            flapping = self._flaps.note(key, tr.ts)
+            if ev is None and tr.kind == "clear":
                 return None  # already resolved or closed by an operator
-            update = {
-                "condition_active": False,
-                "cleared_ns": tr.ts,
-                "value": tr.value,
-                "updated_ns": now,
-            }
-            if ev.state == AlarmState.OPEN:
-                update["state"] = AlarmState.RESOLVED
+            if ev is None:
+                ev = self._reopen(key, tr, now)
+                if ev is None:
+                    ev = self._new(tr, rule, now)
+                    self.counters["raised"] += 1
+                    self._save(ev, None, "raise", None)
+                    self._group(ev)
+                    return self.get(ev.alarm_id) or ev, True
+            extra = dict(ev.extra)
+            extra["last_transition_ns"] = tr.ts
+            if flapping and not extra.get("flapping"):
+                extra["flapping"] = True
+                extra["flapped"] = extra.get("flapped", 0) + 1
+                self.counters["flapping"] += 1
+            update: dict = {"extra": extra, "value": tr.value, "updated_ns": now}
+            if tr.kind == "raise":
+                update.update(condition_active=True, cleared_ns=None, threshold=tr.threshold)
+                self.counters["updated"] += 1
+                action = "reraise"
+            else:
+                update.update(condition_active=False, cleared_ns=tr.ts)
+                # a flapping alarm is held raised until it has been quiet for a while
+                if ev.state == AlarmState.OPEN and not extra.get("flapping"):
+                    update["state"] = AlarmState.RESOLVED
+                    self._resolved[key] = (ev.alarm_id, tr.ts)
+                self.counters["cleared"] += 1
+                action = "clear"
             ev = ev.model_copy(update=update)
-            self.counters["cleared"] += 1
-            self._save(ev, None, "clear", None)
+            self._save(ev, None, action, "flapping" if extra.get("flapping") else None)
             return ev, False
+
+    def tick(self, now_ns: int) -> list[AlarmEvent]:
+        """Release flapping alarms quiet since ``flap_quiet_s`` (event time); return them."""
+        quiet = int(self.policy.flap_quiet_s * 1e9)
+        out = []
+        with self._lock:
+            horizon = now_ns - int(self.policy.reopen_s * 1e9)
+            for key in [k for k, (_, ts) in self._resolved.items() if ts < horizon]:
+                del self._resolved[key]  # too old to reopen: keeps the table small
+            for key, ev in list(self._open.items()):
+                last = ev.extra.get("last_transition_ns", ev.raised_ns)
+                if not ev.extra.get("flapping") or now_ns - last < quiet:
+                    continue
+                update: dict = {"extra": {**ev.extra, "flapping": False}, "updated_ns": now_ns}
+                if not ev.condition_active and ev.state == AlarmState.OPEN:
+                    update["state"] = AlarmState.RESOLVED
+                    self._resolved[key] = (ev.alarm_id, last)
+                ev = ev.model_copy(update=update)
+                self.counters["unflapped"] += 1
+                self._save(ev, None, "unflap", None)
+                out.append(ev)
+        return out
 
     def apply_action(self, alarm_id: str, action: str, user: str, text: str = "") -> AlarmEvent:
         """An operator action; raises :class:`AlarmActionError` when it does not apply."""
@@ -137,16 +178,24 @@ class AlarmBook:
                 )
             now = time.time_ns()
             extra = dict(ev.extra)
+            update: dict = {"extra": extra, "updated_ns": now}
+            if action == "assign":
+                assignee = text.removeprefix(_ASSIGN_PREFIX).strip()
+                if not assignee:
+                    raise AlarmActionError(f"assign alarm {alarm_id}: no assignee given")
+                update["assignee"] = assignee
+                extra["assigned_by"] = user
             if action == "comment" or text:
                 extra["comments"] = [
                     *extra.get("comments", []),
                     {"user": user, "text": text, "ts_ns": now, "action": action},
                 ]
-            update: dict = {"extra": extra, "updated_ns": now}
             if target is not None:
                 update["state"] = target
             if action == "acknowledge":
                 extra["acknowledged_by"] = user
+            if target == AlarmState.RESOLVED:
+                self._resolved.pop((ev.rule_id, ev.subject), None)  # an operator's word stands
             ev = ev.model_copy(update=update)
             self.counters["actions"] += 1
             self._save(ev, user, action, text)
@@ -168,6 +217,14 @@ class AlarmBook:
                 }
             )
             self._save(ev, None, "case", receipt.case_no)
+            # the group shares the parent's case
+            for child_id in ev.extra.get("children", []):
+                child = self.get(child_id)
+                if child is not None and child.case_no != receipt.case_no:
+                    child = child.model_copy(
+                        update={"case_no": receipt.case_no, "case_status": receipt.status}
+                    )
+                    self._save(child, None, "case", receipt.case_no)
             return ev
 
     def get(self, alarm_id: str) -> AlarmEvent | None:
@@ -211,6 +268,45 @@ class AlarmBook:
         """Close the database."""
         with self._lock:
             self._db.close()
+
+    def _reopen(self, key: tuple[str, str], tr: Transition, now: int) -> AlarmEvent | None:
+        """The subject's alarm resolved automatically a moment ago, opened again."""
+        last = self._resolved.pop(key, None)
+        if last is None or tr.ts - last[1] > self.policy.reopen_s * 1e9:
+            return None
+        ev = self.get(last[0])
+        if ev is None or ev.state != AlarmState.RESOLVED:
+            return None
+        extra = {**ev.extra, "reopened": ev.extra.get("reopened", 0) + 1,
+                 "reraised_ns": [*ev.extra.get("reraised_ns", [])[-49:], tr.ts]}  # fmt: skip
+        ev = ev.model_copy(update={"state": AlarmState.OPEN, "extra": extra, "updated_ns": now})
+        self.counters["reopened"] += 1
+        self._save(ev, None, "reopen", None)
+        return ev
+
+    def _group(self, ev: AlarmEvent) -> None:
+        """Make a new alarm the child of a recent alarm of its device or site, if any."""
+        window = int(self.policy.storm_window_s * 1e9)
+        if window <= 0:
+            return
+        keys = set(group_keys(ev))
+        for parent in sorted(self._open.values(), key=lambda e: e.raised_ns):
+            if parent.alarm_id == ev.alarm_id or parent.extra.get("parent"):
+                continue
+            recent = parent.extra.get("group_last_ns", parent.raised_ns)
+            if abs(ev.raised_ns - recent) > window or not keys & set(group_keys(parent)):
+                continue
+            children = [*parent.extra.get("children", []), ev.alarm_id]
+            pextra = {**parent.extra, "children": children,
+                      "group_last_ns": max(recent, ev.raised_ns)}  # fmt: skip
+            self._save(parent.model_copy(update={"extra": pextra}), None, "group", ev.alarm_id)
+            child = ev.model_copy(
+                update={"extra": {**ev.extra, "parent": parent.alarm_id},
+                        "case_no": parent.case_no, "case_status": parent.case_status}
+            )  # fmt: skip
+            self._save(child, None, "child", parent.alarm_id)
+            self.counters["grouped"] += 1
+            return
 
     def _new(self, tr: Transition, rule: RuleConfig, now: int) -> AlarmEvent:
         dev = self._devices.get(tr.device_id)

@@ -11,11 +11,14 @@ import numpy as np
 import polars as pl
 
 from contracts.config import AnyRuleConfig, DeviceConfig, RuleConfig
+from contracts.geofence import GeofenceConfig
+from contracts.rule_config import VEHICLE_FAMILIES
 from rules import kernels as K
 from rules.compile import SeriesIndex, compile_rules
 from rules.families import FamilyEngine
 from rules.idmap import key_hashes
 from rules.transition import Transition, subject_of
+from rules.vehicles import VehicleEngine
 
 __all__ = ["RulesEngine", "Transition", "SnapshotError"]
 
@@ -30,8 +33,10 @@ class RulesEngine:
     """Rules over telemetry frames (columns device_id, kind, ts, field, value).
 
     Threshold rules run in :mod:`rules.kernels`; the other families (window, stale,
-    flatline, rate, cross, astro, noise) in :mod:`rules.families`. ``devices`` gives astro
-    rules their locations, ``tz`` the local time of day/night limits.
+    flatline, rate, cross, astro, noise) in :mod:`rules.families`; vehicle rules on fixes
+    in :mod:`rules.vehicles`. ``devices`` gives astro rules their locations and vehicles
+    their fleets, ``tz`` the local time of day/night limits and banned hours,
+    ``geofences`` the places vehicle rules refer to (a rule with none does nothing).
     """
 
     def __init__(
@@ -40,15 +45,22 @@ class RulesEngine:
         out_capacity: int = 1024,
         devices: Mapping[str, DeviceConfig] | None = None,
         tz: ZoneInfo | None = None,
+        geofences: list[GeofenceConfig] | None = None,
     ):
         self.all_rules = list(rules)
         self.rules: list[RuleConfig] = [r for r in rules if isinstance(r, RuleConfig)]
+        veh = [r for r in rules if r.family in VEHICLE_FAMILIES]
         self.families = FamilyEngine(
-            [r for r in rules if not isinstance(r, RuleConfig)],  # type: ignore[misc]
+            [
+                r
+                for r in rules
+                if not isinstance(r, RuleConfig) and r.family not in VEHICLE_FAMILIES
+            ],  # type: ignore[misc]
             devices,
             tz,
             out_capacity,
         )
+        self.vehicles = VehicleEngine(veh, geofences, devices, tz, out_capacity)  # type: ignore[arg-type]
         self._arr = compile_rules(self.rules)
         self.index = SeriesIndex(self.rules)
         self._ser_val = np.zeros(0, dtype=np.float64)
@@ -73,20 +85,21 @@ class RulesEngine:
         if frame.height == 0:
             return []
         with self._lock:
-            if self.families.rules:
-                if hashes is None:
-                    hashes = key_hashes(frame)
-                fam = self.families.process(frame, hashes)
-                self.transitions += len(fam)
-                if not self.rules:
-                    return fam
-                return self._process(frame, hashes) + fam
-            return self._process(frame, hashes)
+            if not self.families.rules and not self.vehicles.rules:
+                return self._process(frame, hashes)
+            if hashes is None:
+                hashes = key_hashes(frame)
+            extra = self.families.process(frame, hashes) + self.vehicles.process(frame, hashes)
+            self.transitions += len(extra)
+            if not self.rules:
+                return extra
+            return self._process(frame, hashes) + extra
 
     def tick(self, now_ns: int) -> list[Transition]:
-        """Check the staleness rules at ``now_ns`` (the service calls this every second)."""
+        """Check staleness and collection rules at ``now_ns`` (the service calls this every
+        second)."""
         with self._lock:
-            out = self.families.tick(now_ns)
+            out = self.families.tick(now_ns) + self.vehicles.tick(now_ns)
             self.transitions += len(out)
             return out
 
@@ -191,6 +204,7 @@ class RulesEngine:
             "pending": int(((self._slot_since != K.NO_TS) & (self._slot_active == 0)).sum()),
             "family_subjects": self.families.index.n_slots,
             "family_active": int(self.families.active.sum()),
+            **{f"vehicle_{k}": v for k, v in self.vehicles.stats().items()},
         }
 
     def snapshot(self) -> bytes:
@@ -216,6 +230,7 @@ class RulesEngine:
                 slot_last=self._slot_last,
                 counters=self.counters,
                 **self.families.state(),
+                **self.vehicles.state(),
             )
             return buf.getvalue()
 
@@ -239,6 +254,7 @@ class RulesEngine:
             since, active, last = z["slot_since"], z["slot_active"], z["slot_last"]
             counters = z["counters"]
             fam_state = {k: z[k] for k in z.files if k.startswith("f_")}
+            veh_state = {k: z[k] for k in z.files if k.startswith("v_")}
         except SnapshotError:
             raise
         except Exception as exc:  # a truncated or foreign file: say so, never half-restore
@@ -266,3 +282,4 @@ class RulesEngine:
                     self._slot_last[q] = last[old]
             self.counters[:] = counters
             self.families.load_state(fam_state)
+            self.vehicles.load_state(veh_state)

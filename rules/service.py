@@ -16,11 +16,12 @@ from contracts import topics
 from contracts.alarms import AlarmEvent, AlarmState
 from contracts.config import DeploymentConfig
 from contracts.mqtt import make_client
+from rules.alarmpolicy import AlarmPolicy
 from rules.alarms import AlarmActionError, AlarmBook
 from rules.cases import CaseOutbox, EmbeddedCaseInbox, HttpCaseSink, OutboxWorker, case_record
 from rules.engine import RulesEngine, SnapshotError
 
-__all__ = ["RulesService", "STATE_FILE", "ACTION_ROLES"]
+__all__ = ["RulesService", "STATE_FILE", "ACTION_ROLES", "policy_of"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,14 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
     "lighting_engineer": frozenset({"lighting"}),
     "sanitation_supervisor": frozenset({"vehicle", "dust"}),
 }
+
+
+def policy_of(cfg: DeploymentConfig) -> AlarmPolicy:
+    """The alarm policy: defaults, overridden by same-named fields of ``cfg.alarms``."""
+    names = ("reopen_s", "flap_count", "flap_window_s", "flap_quiet_s", "storm_window_s")
+    return AlarmPolicy(
+        **{n: getattr(cfg.alarms, n) for n in names if getattr(cfg.alarms, n, None) is not None}
+    )
 
 
 def _open_store(cfg: DeploymentConfig) -> Any:
@@ -54,7 +63,7 @@ class RulesService:
         self.snapshot_every_s = snapshot_every_s
         self._rules = {r.id: r for r in cfg.rules}
         devices = {d.id: d for _, d in cfg.devices().values()}
-        self.engine = RulesEngine(cfg.rules, devices=devices, tz=cfg.tz)
+        self.engine = RulesEngine(cfg.rules, devices=devices, tz=cfg.tz, geofences=cfg.geofences)
         self.store = store if store is not None else _open_store(cfg)
         self.state_path = cfg.path(STATE_FILE)
         self._restore()
@@ -69,8 +78,9 @@ class RulesService:
         }  # fmt: skip
         self.last_batch_ms = 0.0
         self.book = AlarmBook(
-            cfg.path(cfg.alarms.path), self._publish, store_hook=self._history, devices=devices
-        )
+            cfg.path(cfg.alarms.path), self._publish, store_hook=self._history,
+            devices=devices, policy=policy_of(cfg),
+        )  # fmt: skip
         self.outbox = CaseOutbox(cfg.path("case-outbox.db"))
         if cfg.cases.sink == "http":
             assert cfg.cases.url is not None
@@ -82,7 +92,7 @@ class RulesService:
         # an alarm may have been stored just before a crash, without its case: enqueue again
         for ev in self.book.without_case():
             rule = self._rules.get(ev.rule_id)
-            if rule is not None:
+            if rule is not None and not ev.extra.get("parent"):  # a group files one case
                 self.outbox.enqueue(case_record(ev, rule))
 
     def on_batch(self, frame: pl.DataFrame) -> None:
@@ -98,8 +108,10 @@ class RulesService:
 
     def tick(self, now_ns: int | None = None) -> None:
         """Check staleness rules at ``now_ns`` (wall clock by default); never raises."""
+        now = time.time_ns() if now_ns is None else now_ns
         try:
-            self._apply(self.engine.tick(time.time_ns() if now_ns is None else now_ns))
+            self._apply(self.engine.tick(now))
+            self.book.tick(now)
             self.counters["ticks"] += 1
         except Exception:
             self.counters["batch_errors"] += 1
@@ -109,7 +121,7 @@ class RulesService:
         for tr in transitions:
             rule = self._rules[tr.rule_id]
             res = self.book.on_transition(tr, rule)  # type: ignore[arg-type]
-            if res is not None and res[1]:
+            if res is not None and res[1] and not res[0].extra.get("parent"):
                 self.outbox.enqueue(case_record(res[0], rule))  # type: ignore[arg-type]
                 self.counters["cases_enqueued"] += 1
 

@@ -13,9 +13,10 @@ from contracts.alarms import AlarmEvent, Severity
 from dashboard.actions import Actions
 from dashboard.auth import ALARM_ACTIONS, ALARM_DOMAINS, Identity
 from dashboard.history import History
-from dashboard.i18n import tr
+from dashboard.i18n import tr, tr_opt
 from dashboard.livestore import Changes, LiveStore
 from dashboard.views._live import LiveView, TableSync, fmt_time
+from dashboard.views.style import TABS_CSS
 from dashboard.views.style import html as html_pane
 from dashboard.views.wall import sort_alarms
 
@@ -37,7 +38,7 @@ def alarm_row(a: AlarmEvent | dict[str, Any], lang: str, district: str = "") -> 
         "message": d.get("message") or d["rule_id"], "state": tr("st_" + d["state"], lang),
         "raised": fmt_time(d.get("raised_ns")),
         "updated_at": fmt_time(d.get("updated_ns") or d.get("ts")),
-        "case_no": d.get("case_no") or "", "case_status": d.get("case_status") or "",
+        "case_no": d.get("case_no") or "", "case_status": tr_opt("case_", d.get("case_status"), lang),
     }  # fmt: skip
 
 
@@ -102,7 +103,7 @@ class AlarmsView(LiveView):
             (tr("active", lang), self.table),
             (tr("history", lang), pn.Column(self.f_range, self.hist_note, self.hist_table,
                                             sizing_mode="stretch_width")),
-            sizing_mode="stretch_width",
+            sizing_mode="stretch_width", stylesheets=[TABS_CSS],
         )  # fmt: skip
         self.layout = pn.Column(
             pn.Row(self.f_domain, self.f_severity, self.f_district, css_classes=["rg-filters"]),

@@ -163,6 +163,7 @@ class CityMap:
         marker_size: int = 11,
         redraw_all: bool = False,
         lang: str = "zh",
+        legend_kinds: tuple[str, ...] = ("lighting_cabinet", "dust_monitor", "vehicle"),
     ) -> None:
         self.redraw_all = redraw_all
         self._fitted = False
@@ -219,9 +220,16 @@ class CityMap:
             HoverTool(renderers=[r2], tooltips=[("", "@name"), ("PM10", "@pm10{0}")]),
             HoverTool(renderers=[r3], tooltips=[("", "@name"), ("", "@fleet"), ("km/h", "@speed{0}")]),
         )  # fmt: skip
+        # Only the layers this map is about (the fleet map has no cabinets to explain).
+        shown = {tr(k, lang) for k in legend_kinds}
+        self.fig.legend.items = [
+            i for i in self.fig.legend.items if getattr(i.label, "value", None) in shown
+        ]
         self.fig.legend.location = "top_left"
-        self.fig.legend.background_fill_alpha = 0.3
-        self.fig.legend.label_text_color = fg
+        self.fig.legend.background_fill_color = bg
+        self.fig.legend.background_fill_alpha = 0.85
+        self.fig.legend.border_line_color = "#3b5b8c" if dark else "#cccccc"
+        self.fig.legend.label_text_color = "#dbe4f0" if dark else fg
         self.fig.legend.label_text_font_size = "14px"
 
     def rows(

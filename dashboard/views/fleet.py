@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,21 +13,23 @@ import pandas as pd
 import panel as pn
 from bokeh.models import ColumnDataSource
 
+from contracts.geofence import GeofenceConfig
 from dashboard.auth import Identity
 from dashboard.history import History, day_bounds
-from dashboard.i18n import tr
+from dashboard.i18n import tr, tr_opt
 from dashboard.kpi import is_online
 from dashboard.livestore import Changes, DeviceInfo, LiveStore
 from dashboard.views._live import LiveView, TableSync, display_tz, fmt_time
 from dashboard.views.alarms import alarm_row
 from dashboard.views.citymap import CityMap
+from dashboard.views.geofences import GeofenceLayer, geofence_legend_html, geofence_of
 from dashboard.views.style import html as html_pane
 from dashboard.views.wall import sort_alarms
 
 __all__ = ["FleetView", "vehicle_row", "vehicle_state", "default_day_of"]
 
 COLUMNS = ["id", "plate", "fleet", "company", "state", "speed", "heading", "updated"]
-V_COLUMNS = ["alarm_id", "severity", "device", "message", "state", "raised", "case_no"]
+V_COLUMNS = ["alarm_id", "severity", "device", "geofence", "message", "state", "raised", "case_no"]
 MOVING_KMH = 3.0  # slower than this counts as standing (GPS jitter)
 
 
@@ -42,7 +45,7 @@ def vehicle_row(dev: DeviceInfo, lang: str, now_ns: int) -> dict[str, Any]:
     speed, heading = dev.values.get("speed"), dev.values.get("heading")
     return {
         "id": dev.device_id, "plate": dev.attrs.get("plate") or dev.name,
-        "fleet": dev.attrs.get("fleet", ""), "company": dev.attrs.get("company", ""),
+        "fleet": tr_opt("fleet_", dev.attrs.get("fleet", ""), lang), "company": dev.attrs.get("company", ""),
         "state": tr(vehicle_state(dev, now_ns), lang),
         "speed": math.nan if speed is None else round(speed, 1),
         "heading": math.nan if heading is None else round(heading),
@@ -61,6 +64,7 @@ class FleetView(LiveView):
         basemap: str | None,
         history: History | None,
         day_of: Any,
+        geofences: Sequence[GeofenceConfig] = (),
     ) -> None:
         super().__init__(store)
         self.who = who
@@ -77,13 +81,15 @@ class FleetView(LiveView):
         for w in (self.f_fleet, self.f_company, self.f_state):
             w.param.watch(lambda _e: self.full(), "value")
         self.table = pn.widgets.Tabulator(
-            None, titles={c: tr("fleet_col" if c == "fleet" else c, lang) for c in COLUMNS},
+            None, titles={c: tr({"fleet": "fleet_col", "updated": "updated_at"}.get(c, c), lang) for c in COLUMNS},
             hidden_columns=["id"],
             show_index=False, disabled=True, height=420, sizing_mode="stretch_width",
             theme="midnight", layout="fit_data_stretch",
         )  # fmt: skip
         self.sync = TableSync(self.table, COLUMNS, "id")
-        self.map = CityMap(basemap, dark=True, height=420, marker_size=13, lang=lang)
+        self.map = CityMap(basemap, dark=True, height=420, marker_size=13, lang=lang,
+                           legend_kinds=("vehicle",))  # fmt: skip
+        self.geofences = GeofenceLayer(self.map.fig, geofences, lang)
         self.track_src = ColumnDataSource({"x": [], "y": []}, name="rg-track")
         self.cursor_src = ColumnDataSource({"x": [], "y": [], "angle": []}, name="rg-cursor")
         self.map.fig.line("x", "y", source=self.track_src, line_color="#ffd43b", line_width=3)
@@ -97,7 +103,7 @@ class FleetView(LiveView):
             css_classes=["rg-load-track"],
         )  # fmt: skip
         self.slider = pn.widgets.IntSlider(
-            name=tr("time", lang), start=0, end=1, value=0, disabled=True,
+            name=tr("time", lang), start=0, end=1, value=0, disabled=True, show_value=False,
             sizing_mode="stretch_width", css_classes=["rg-track-slider"],
         )  # fmt: skip
         self.track_info = html_pane("", css_classes=["rg-track-info"])
@@ -110,7 +116,10 @@ class FleetView(LiveView):
             theme="midnight", layout="fit_data_stretch",
         )  # fmt: skip
         self.layout = pn.Column(
-            pn.Row(self.f_fleet, self.f_company, self.f_state, css_classes=["rg-filters"]),
+            pn.Row(self.f_fleet, self.f_company, self.f_state,
+                   pn.Column(self.geofences.toggle, html_pane(geofence_legend_html(geofences, lang)),
+                             margin=(18, 10, 0, 30)),
+                   css_classes=["rg-filters"]),
             pn.Row(self.table, pn.pane.Bokeh(self.map.fig, sizing_mode="stretch_width",
                                              height=420), sizing_mode="stretch_width"),
             html_pane(f'<div class="rg-h2">{tr("track", lang)}</div>'),
@@ -175,7 +184,7 @@ class FleetView(LiveView):
         all_ = tr("all", self.lang)
         for w, attr in ((self.f_fleet, "fleet"), (self.f_company, "company")):
             names = sorted({d.attrs.get(attr, "") for d in vehicles} - {""})
-            opts = {all_: "", **{n: n for n in names}}
+            opts = {all_: "", **{tr_opt(f"{attr}_", n, self.lang): n for n in names}}
             if list(opts) != list(w.options):
                 w.options = opts
         ids = [d.device_id for d in vehicles]
@@ -186,7 +195,8 @@ class FleetView(LiveView):
 
     def _violations(self) -> None:
         alarms = [a for a in self.store.alarms() if a.domain == "vehicle"]
-        rows = [alarm_row(a, self.lang) for a in sort_alarms(alarms)]
+        rows = [alarm_row(a, self.lang) | {"geofence": geofence_of(a, self.geofences.names)}
+                for a in sort_alarms(alarms)]  # fmt: skip
         self.violations.value = pd.DataFrame(rows).reindex(columns=V_COLUMNS)
 
     def full(self) -> None:

@@ -16,6 +16,7 @@ from dashboard.i18n import tr
 from dashboard.kpi import circuits_of, is_online
 from dashboard.livestore import Changes, DeviceInfo, LiveStore
 from dashboard.views._live import LiveView, TableSync, fmt_time
+from dashboard.views.style import TOGGLE_CSS
 from dashboard.views.style import html as html_pane
 
 __all__ = ["LightingView", "circuit_rows"]
@@ -69,7 +70,7 @@ class LightingView(LiveView):
         self.lang = lang
         titles = {c: tr(c, lang) for c in COLUMNS if c not in ("key",)}
         titles |= {"cabinet": tr("cabinet", lang), "on": tr("state", lang), "online": tr("availability", lang),
-                   "updated": tr("updated", lang)}  # fmt: skip
+                   "updated": tr("updated_at", lang)}  # fmt: skip
         self.table = pn.widgets.Tabulator(
             None, titles=titles, hidden_columns=["key"], show_index=False, disabled=True,
             sizing_mode="stretch_width", height=460, theme="midnight", layout="fit_data_stretch",
@@ -80,7 +81,7 @@ class LightingView(LiveView):
             name=tr("circuit", lang), options=list(range(1, _DEFAULT_CIRCUITS + 1)), width=100
         )
         self.on = pn.widgets.RadioButtonGroup(options=[tr("on", lang), tr("off", lang)], value=tr("on", lang),
-                                              button_type="primary")  # fmt: skip
+                                              button_type="primary", stylesheets=[TOGGLE_CSS], css_classes=["rg-on-off"])  # fmt: skip
         self.reason = pn.widgets.TextInput(
             name=tr("reason", lang), placeholder=tr("reason", lang), width=320
         )

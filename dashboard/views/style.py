@@ -6,7 +6,7 @@ from typing import Any
 
 import panel as pn
 
-__all__ = ["PAGE_CSS", "PANE_CSS", "html"]
+__all__ = ["PAGE_CSS", "PANE_CSS", "TABS_CSS", "TOGGLE_CSS", "html"]
 
 #: Page-level CSS (outside the components' shadow roots).
 PAGE_CSS = """
@@ -26,8 +26,9 @@ a { color: #6fa0ff; }
 .rg-nav .rg-user { margin-left: auto; color: #9fb0c8; }
 .rg-h2 { font-size: 22px; font-weight: 700; margin: 6px 0; }
 .rg-h3 { font-size: 16px; font-weight: 700; margin: 6px 0; color: #9fb0c8; }
-.rg-tiles { display: flex; gap: 12px; flex-wrap: wrap; padding: 4px 8px; }
-.rg-tile { background: #131d31; border: 1px solid #24324d; border-radius: 8px; padding: 10px 18px; min-width: 170px; }
+.rg-tiles { display: flex; gap: 12px; flex-wrap: nowrap; padding: 4px 8px; }
+.rg-tile { background: #131d31; border: 1px solid #24324d; border-radius: 8px; padding: 10px 16px; min-width: 0; flex: 1 1 auto; }
+.rg-tile-value { white-space: nowrap; }
 .rg-tile-label { font-size: 15px; color: #9fb0c8; }
 .rg-tile-value { font-size: 34px; font-weight: 700; font-variant-numeric: tabular-nums; }
 .rg-tile-value span { font-size: 20px; margin-right: 8px; }
@@ -48,6 +49,20 @@ a { color: #6fa0ff; }
 .rg-layers { display: flex; gap: 24px; padding: 2px 12px; font-size: 15px; color: #9fb0c8; }
 .rg-filters { font-size: 14px; }
 .rg-hint { color: #fcc419; font-size: 14px; }
+"""
+
+
+#: Inside a pn.Tabs shadow root (page CSS cannot reach there): a legible active tab.
+TABS_CSS = """
+.bk-header { border-bottom: 1px solid #24324d !important; }
+.bk-tab { color: #9fb0c8 !important; background: transparent !important; border: 1px solid transparent !important; font-size: 15px !important; padding: 6px 16px !important; }
+.bk-tab.bk-active { color: #ffffff !important; background: #24324d !important; border-color: #3b5b8c !important; border-bottom: 3px solid #ffa94d !important; font-weight: 700 !important; }
+"""
+
+#: Inside a button group's shadow root: the chosen option filled and bold, the other dim.
+TOGGLE_CSS = """
+.bk-btn { background: #131d31 !important; color: #9fb0c8 !important; border: 1px solid #3b5b8c !important; }
+.bk-btn.bk-active { background: #ffa94d !important; color: #0b1220 !important; font-weight: 700 !important; border-color: #ffa94d !important; }
 """
 
 

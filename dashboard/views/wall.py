@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import html
 import time
+from collections.abc import Sequence
 
 import panel as pn
 
 from contracts.alarms import AlarmEvent, Severity
-from dashboard.i18n import tr
+from contracts.geofence import GeofenceConfig
+from dashboard.i18n import tr, tr_opt
 from dashboard.kpi import LAYER_STALE_S, ROAD_TARGETS, KpiCache, Kpis
 from dashboard.livestore import Changes, LiveStore
 from dashboard.views._live import LiveView, fmt_time
 from dashboard.views.citymap import CityMap
+from dashboard.views.geofences import GeofenceLayer
 from dashboard.views.markers import FrameSync, MarkerCache
 from dashboard.views.style import html as html_pane
 
@@ -40,7 +43,7 @@ def alarm_list_html(alarms: list[AlarmEvent], lang: str, limit: int = 14) -> str
     for a in sort_alarms(alarms)[:limit]:
         colour = SEVERITY_COLOURS.get(a.severity.value, "#adb5bd")
         case = html.escape(a.case_no or "—")
-        status = html.escape(a.case_status or "")
+        status = html.escape(tr_opt("case_", a.case_status, lang))
         items.append(
             f'<div class="rg-alarm" data-alarm="{html.escape(a.alarm_id)}" style="border-left-color:{colour}">'
             f'<div class="rg-alarm-top"><span class="rg-sev" style="background:{colour}">'
@@ -119,6 +122,11 @@ def layers_html(k: Kpis, lang: str, now_ns: int | None = None) -> str:
 class WallView(LiveView):
     """One wall-screen session."""
 
+    # Ticks cost next to nothing when nothing changed (the marker cache refreshes at most
+    # every 0.2 s for all sessions; unchanged text is not resent), and a quarter-second tick
+    # keeps a change's wait for the next tick, the bulk of its latency, under 250 ms.
+    period_ms = 250
+
     def __init__(
         self,
         store: LiveStore,
@@ -129,6 +137,7 @@ class WallView(LiveView):
         *,
         redraw_all: bool = False,
         markers: MarkerCache | None = None,
+        geofences: Sequence[GeofenceConfig] = (),
     ) -> None:
         super().__init__(store)
         self.kpi_cache = kpis
@@ -136,6 +145,8 @@ class WallView(LiveView):
         # Markers are computed once per process and patched per session (see views.markers).
         self.markers = markers if markers is not None else MarkerCache(store)
         self.map = CityMap(basemap, dark=True, marker_size=16, redraw_all=redraw_all, lang=lang)
+        # Geofences are static: drawn once under the markers (none configured: nothing drawn).
+        self.geofences = GeofenceLayer(self.map.fig, geofences, lang) if geofences else None
         self.syncs = [
             FrameSync(kind, sync.source, redraw_all=redraw_all)
             for kind, sync in (("lighting_cabinet", self.map.cabinets),
@@ -143,7 +154,8 @@ class WallView(LiveView):
         ]  # fmt: skip
         self.kpis = html_pane("", sizing_mode="stretch_width", css_classes=["rg-kpis"])
         self.layers = html_pane("", sizing_mode="stretch_width", css_classes=["rg-layers"])
-        self.alarm_list = html_pane("", sizing_mode="stretch_both", css_classes=["rg-alarm-list"])
+        self.alarm_list = html_pane("", sizing_mode="stretch_both", css_classes=["rg-alarm-list"],
+                                    styles={"overflow-y": "auto"})  # fmt: skip
         self.clock = html_pane("", css_classes=["rg-clock"])
         header = pn.Row(
             html_pane(f'<div class="rg-title">{html.escape(title)} · {tr("wall", lang)}</div>'),

@@ -275,19 +275,20 @@ class SimulatedCity:
                 raise FaultError(
                     f"{f['kind']}: {f['device']} has circuits 1..{circuits}, not {f['circuit']}"
                 )
+        extra: dict[str, Any] = {}
         if f["kind"] in OFFLINE_KINDS:
             self.offline.append(active)
         else:
-            model = (
-                self.cabinets.get(f["device"])
-                or self.dust.get(f["device"])
-                or self.trucks[f["device"]]
-            )
-            model.faults.append(active)
+            truck = self.trucks.get(f["device"])
+            if truck is not None:  # picks the geofence it breaks (FaultError when none)
+                extra = truck.plan(active, now)
+            model = self.cabinets.get(f["device"]) or self.dust.get(f["device"]) or truck
+            model.faults.append(active)  # type: ignore[union-attr]
         end = active.until
         self.ground_truth.record(
             {
                 **f,
+                **extra,
                 "subject": subject_of(f),
                 "family": RULE_FAMILY[f["kind"]],
                 "start_ns": int(now * 1e9),

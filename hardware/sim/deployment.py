@@ -7,7 +7,7 @@ from typing import Any
 from hardware.inventory import Inventory
 from hardware.profiles import load_profile
 
-__all__ = ["agent_devices"]
+__all__ = ["agent_devices", "geofences"]
 
 _DUST_INTERVAL_S = 5.0
 _LIGHTING_INTERVAL_S = 2.0
@@ -135,6 +135,80 @@ def agent_devices(inventory: Inventory, endpoints: dict[str, Any]) -> list[dict[
                     "company": veh.company,
                     "header": str(entry.get("header", 2013)),
                 },
+            }
+        )
+    return out
+
+
+def _ll(p: tuple[float, float]) -> list[float]:
+    return [p[1], p[0]]  # (lat, lon) -> GeoJSON [lon, lat]
+
+
+def geofences(inventory: Inventory) -> list[dict[str, Any]]:
+    """Dicts valid as ``contracts.geofence.GeofenceConfig``: every place trucks are judged by."""
+    out: list[dict[str, Any]] = []
+    cw, kw = ["construction_waste"], ["kitchen_waste"]
+    by_site: dict[str, list[str]] = {}
+    for r in inventory.routes:
+        by_site.setdefault(r.site, []).extend(r.vehicles)
+    for s in inventory.sites:
+        poly = [list(p) for p in s.polygon]
+        out.append(
+            {"id": s.id, "kind": "construction_site", "name": s.name, "polygon": poly, "fleets": cw}
+        )
+    for f, fleets in (
+        *((f, cw) for f in inventory.disposal_sites),
+        *((f, kw) for f in inventory.treatment_plants),
+        *((f, []) for f in inventory.depots),
+    ):
+        out.append(
+            {
+                "id": f.id,
+                "kind": f.kind,
+                "name": f.name,
+                "center": [f.lon, f.lat],
+                "radius_m": f.radius_m,
+                "fleets": fleets,
+            }
+        )
+    for p in inventory.collection_points:
+        out.append(
+            {
+                "id": p.id,
+                "kind": "collection_point",
+                "name": p.name,
+                "center": [p.lon, p.lat],
+                "radius_m": 30.0,
+                "fleets": kw,
+                "vehicles": [p.vehicle],
+            }
+        )
+    for z in inventory.banned_zones:
+        shape = (
+            {"polygon": [list(p) for p in z.polygon]}
+            if z.polygon
+            else {"center": _ll(z.center), "radius_m": z.radius_m}  # type: ignore[arg-type]
+        )
+        out.append(
+            {
+                "id": z.id,
+                "kind": "banned_zone",
+                "name": z.name,
+                **shape,
+                "fleets": list(z.fleets),
+                "hours": list(z.hours) if z.hours else None,
+            }
+        )
+    for r in inventory.routes:
+        out.append(
+            {
+                "id": r.id,
+                "kind": "approved_route",
+                "name": f"{r.site} → {r.disposal}",
+                "line": [_ll(p) for p in r.line],
+                "corridor_m": 150.0,
+                "fleets": cw,
+                "vehicles": list(r.vehicles),
             }
         )
     return out

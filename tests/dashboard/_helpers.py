@@ -38,6 +38,12 @@ def config(broker: BrokerConfig, var_dir: str, port: int = 5006) -> DeploymentCo
             dev("TRK-0001", "vehicle", "mqtt_tracker", "mqtt_json_tracker", "trackers/TRK-0001/gps",
                 attrs={"plate": "川A12345", "fleet": "建渣车队"}),
         ]}],
+        "geofences": [
+            {"id": "BZ-1", "kind": "banned_zone", "name": "春熙路禁行区",
+             "polygon": [[104.07, 30.65], [104.09, 30.65], [104.08, 30.67]]},
+            {"id": "RT-1", "kind": "approved_route", "name": "核准路线A",
+             "line": [[104.07, 30.60], [104.10, 30.62]]},
+        ],
         "dashboard": {"host": "127.0.0.1", "port": port, "guest_role": "viewer",
                       "basemap": str(DISTRICTS_FILE), "users": [
             {"name": "engineer", "password": "engineer-pw", "role": "lighting_engineer"},

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -20,15 +18,13 @@ import yaml
 from contracts import topics
 from contracts.commands import Command, CommandAck, CommandState
 from contracts.config import BrokerConfig
+from tests.browser import ARTIFACTS, chromium_browser, local_page
 from tests.dashboard._helpers import Recorder, alarm, batch, config, publish, wait_for
 from tests.servers import free_port, wait_port
 
 pytestmark = [pytest.mark.servers, pytest.mark.browser]
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", ""}
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+pytest.importorskip("playwright.sync_api")
 
 
 @dataclass
@@ -82,32 +78,14 @@ def dashboard(tmp_path_factory, mosquitto, repo_root: Path) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    exe = shutil.which("chromium") or "/usr/bin/chromium"
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+    with chromium_browser() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
-def artifacts(repo_root: Path) -> Path:
-    out = repo_root / "test-artifacts"
-    out.mkdir(exist_ok=True)
-    return out
-
-
-class _Requests(list):
-    def foreign(self) -> list[str]:
-        return [u for u in self if urlsplit(u).scheme in ("http", "https", "ws", "wss")
-                and urlsplit(u).hostname not in LOCAL_HOSTS]  # fmt: skip
-
-
-def _page(browser, requests: _Requests):
-    ctx = browser.new_context(viewport={"width": 1600, "height": 900}, locale="zh-CN")
-    page = ctx.new_page()
-    page.on("request", lambda r: requests.append(r.url))
-    page.on("websocket", lambda ws: requests.append(ws.url))
-    return ctx, page
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
 
 
 def _markers(page, name: str) -> list[str]:
@@ -119,9 +97,7 @@ def _markers(page, name: str) -> list[str]:
 
 
 def test_wall_shows_devices_and_case_number_with_no_foreign_requests(dashboard, browser, artifacts):
-    requests = _Requests()
-    ctx, page = _page(browser, requests)
-    try:
+    with local_page(browser) as (page, external):
         page.goto(dashboard.url + "/", wait_until="load")
         page.get_by_text("CD-2026-000123").wait_for(timeout=20_000)
         publish(dashboard.broker, [(topics.telemetry(0, "agent-7"), batch().encode(), False)])
@@ -134,10 +110,7 @@ def test_wall_shows_devices_and_case_number_with_no_foreign_requests(dashboard, 
         page.get_by_text("亮灯率").first.wait_for()
         page.wait_for_timeout(1500)  # let the KPI tiles' next tick land before the picture
         page.screenshot(path=str(artifacts / "wall.png"))
-        assert requests, "no requests recorded"
-        assert requests.foreign() == [], requests.foreign()
-    finally:
-        ctx.close()
+        assert external == [], external
 
 
 def _login(page, base: str, user: str, password: str) -> None:
@@ -156,107 +129,106 @@ def _try_switch(page, reason: str) -> None:
 
 def test_engineer_switches_and_sees_confirmation_viewer_is_refused(dashboard, browser, artifacts):
     rec = Recorder(dashboard.broker, topics.command("agent-7"))
-    requests = _Requests()
     try:
         publish(dashboard.broker, [(topics.telemetry(0, "agent-7"), batch(seq=2).encode(), False)])
         # A guest (viewer) tries first: refused on the page, nothing published.
-        ctx, page = _page(browser, requests)
-        page.goto(dashboard.url + "/lighting")
-        page.get_by_text("人民南路1号箱").first.wait_for(timeout=20_000)
-        _try_switch(page, "我想试试")
-        page.get_by_text("无权限").wait_for(timeout=10_000)
-        ctx.close()
+        with local_page(browser) as (page, external):
+            page.goto(dashboard.url + "/lighting")
+            page.get_by_text("人民南路1号箱").first.wait_for(timeout=20_000)
+            _try_switch(page, "我想试试")
+            page.get_by_text("无权限").wait_for(timeout=10_000)
+            assert external == [], external
         # The engineer logs in and switches LC-0001 circuit 1 off.
-        ctx, page = _page(browser, requests)
-        _login(page, dashboard.url, "engineer", "engineer-pw")
-        page.goto(dashboard.url + "/lighting")
-        page.get_by_text("人民南路1号箱").first.wait_for(timeout=20_000)
-        page.get_by_role("button", name="关").click()
-        _try_switch(page, "夜间检修 maintenance")
-        page.get_by_text("指令已发送").wait_for(timeout=10_000)
-        wait_for("the command on the agent's topic", lambda: rec.messages)
-        assert len(rec.messages) == 1, rec.messages  # only the engineer's command
-        cmd = Command.decode(rec.messages[0][1])
-        assert (cmd.device_id, cmd.params, cmd.issued_by, cmd.role) == (
-            "LC-0001",
-            {"circuit": 1, "on": False},
-            "engineer",
-            "lighting_engineer",
-        )
-        # The agent's progress reports, as an agent would send them.
-        acks = [
-            CommandAck(
-                command_id=cmd.command_id,
-                device_id="LC-0001",
-                state=s,
-                readback={"circuit1_on": False} if s == CommandState.CONFIRMED else {},
+        with local_page(browser) as (page, external):
+            _login(page, dashboard.url, "engineer", "engineer-pw")
+            page.goto(dashboard.url + "/lighting")
+            page.get_by_text("人民南路1号箱").first.wait_for(timeout=20_000)
+            page.get_by_role("button", name="关").click()
+            _try_switch(page, "夜间检修 maintenance")
+            page.get_by_text("指令已发送").wait_for(timeout=10_000)
+            wait_for("the command on the agent's topic", lambda: rec.messages)
+            assert len(rec.messages) == 1, rec.messages  # only the engineer's command
+            cmd = Command.decode(rec.messages[0][1])
+            assert (cmd.device_id, cmd.params, cmd.issued_by, cmd.role) == (
+                "LC-0001",
+                {"circuit": 1, "on": False},
+                "engineer",
+                "lighting_engineer",
             )
-            for s in (
-                CommandState.RECEIVED,
-                CommandState.SENT,
-                CommandState.ACKNOWLEDGED,
-                CommandState.CONFIRMED,
+            # The agent's progress reports, as an agent would send them.
+            acks = [
+                CommandAck(
+                    command_id=cmd.command_id,
+                    device_id="LC-0001",
+                    state=s,
+                    readback={"circuit1_on": False} if s == CommandState.CONFIRMED else {},
+                )
+                for s in (
+                    CommandState.RECEIVED,
+                    CommandState.SENT,
+                    CommandState.ACKNOWLEDGED,
+                    CommandState.CONFIRMED,
+                )
+            ]
+            publish(
+                dashboard.broker, [(topics.command_ack("agent-7"), a.encode(), False) for a in acks]
             )
-        ]
-        publish(
-            dashboard.broker, [(topics.command_ack("agent-7"), a.encode(), False) for a in acks]
-        )
-        page.locator(".rg-confirmed").wait_for(timeout=10_000)
-        page.screenshot(path=str(artifacts / "lighting-confirmed.png"))
-        ctx.close()
-        assert requests.foreign() == [], requests.foreign()
+            page.locator(".rg-confirmed").wait_for(timeout=10_000)
+            page.screenshot(path=str(artifacts / "lighting-confirmed.png"))
+            assert external == [], external
     finally:
         rec.close()
 
 
 def test_alarm_console_acts_for_an_operator_and_refuses_a_viewer(dashboard, browser, artifacts):
     rec = Recorder(dashboard.broker, topics.alarm_action())
-    requests = _Requests()
     try:
-        ctx, page = _page(browser, requests)
-        page.goto(dashboard.url + "/alarms")
-        page.get_by_text("CD-2026-000123").first.click(timeout=20_000)
-        page.locator(".rg-comment button").click()
-        page.get_by_text("无权限").wait_for(timeout=10_000)
-        ctx.close()
-        ctx, page = _page(browser, requests)
-        _login(page, dashboard.url, "operator", "operator-pw")
-        page.goto(dashboard.url + "/alarms")
-        page.get_by_text("CD-2026-000123").first.click(timeout=20_000)
-        page.get_by_placeholder("…").fill("已派人 dispatched")
-        page.locator(".rg-comment button").click()
-        page.get_by_text("操作请求已发送").wait_for(timeout=10_000)
-        page.screenshot(path=str(artifacts / "alarms.png"))
-        ctx.close()
+        with local_page(browser) as (page, external):
+            page.goto(dashboard.url + "/alarms")
+            page.get_by_text("CD-2026-000123").first.click(timeout=20_000)
+            page.locator(".rg-comment button").click()
+            page.get_by_text("无权限").wait_for(timeout=10_000)
+            assert external == [], external
+        with local_page(browser) as (page, external):
+            _login(page, dashboard.url, "operator", "operator-pw")
+            page.goto(dashboard.url + "/alarms")
+            page.get_by_text("CD-2026-000123").first.click(timeout=20_000)
+            page.get_by_placeholder("…").fill("已派人 dispatched")
+            page.locator(".rg-comment button").click()
+            page.get_by_text("操作请求已发送").wait_for(timeout=10_000)
+            page.screenshot(path=str(artifacts / "alarms.png"))
+            assert external == [], external
         wait_for("the action on the broker", lambda: rec.messages)
         assert len(rec.messages) == 1, rec.messages  # the viewer's click sent nothing
         doc = json.loads(rec.messages[0][1])
         assert doc == {"alarm_id": "A-1", "action": "comment", "user": "operator",
                        "role": "operator", "text": "已派人 dispatched"}  # fmt: skip
-        assert requests.foreign() == [], requests.foreign()
     finally:
         rec.close()
 
 
 def test_fleet_page_in_english_and_sessions_released_on_disconnect(dashboard, browser, artifacts):
-    requests = _Requests()
     publish(dashboard.broker, [(topics.telemetry(0, "agent-7"), batch(seq=3).encode(), False)])
-    ctx, page = _page(browser, requests)
-    page.goto(dashboard.url + "/fleet?lang=en")
-    page.get_by_text("川A12345").first.wait_for(timeout=20_000)
-    for text in ("Track playback", "Violations", "Company", "Load track"):
-        page.get_by_text(text).first.wait_for(timeout=5_000)
-    assert page.get_by_text("车辆监管").count() == 0
-    page.screenshot(path=str(artifacts / "fleet-en.png"))
-    released = dashboard.log.read_text(errors="replace").count("session released")
-    ctx.close()
+    with local_page(browser) as (page, external):
+        page.goto(dashboard.url + "/fleet?lang=en")
+        page.get_by_text("川A12345").first.wait_for(timeout=20_000)
+        for text in ("Track playback", "Violations", "Company", "Load track", "Geofences"):
+            page.get_by_text(text).first.wait_for(timeout=5_000)
+        assert page.get_by_text("车辆监管").count() == 0
+        zones = page.evaluate(
+            """() => { for (const d of Bokeh.documents) { const m = d.get_model_by_name(
+                   'rg-geofence-zones'); if (m) return m.data.name; } return null; }"""
+        )
+        assert zones == ["春熙路禁行区"]
+        page.screenshot(path=str(artifacts / "fleet-en.png"))
+        released = dashboard.log.read_text(errors="replace").count("session released")
+        assert external == [], external
     # Panel destroys the closed screen's session; its periodic callback goes with it.
     wait_for(
         "the session to be released",
         lambda: dashboard.log.read_text(errors="replace").count("session released") > released,
         timeout_s=15,
     )
-    assert requests.foreign() == [], requests.foreign()
 
 
 def test_wall_rotates_and_reconnects_after_a_server_restart(
@@ -267,19 +239,17 @@ def test_wall_rotates_and_reconnects_after_a_server_restart(
     cfg_path = _write_config(tmp_path, broker, port)
     log = tmp_path / "dashboard.log"
     proc = _start(repo_root, cfg_path, port, log)
-    requests = _Requests()
-    ctx, page = _page(browser, requests)
     try:
-        page.goto(f"http://127.0.0.1:{port}/?rotate=600")
-        page.get_by_text("亮灯率").first.wait_for(timeout=20_000)
-        assert page.evaluate("window.rgNextPage") == "/alarms?rotate=600"
-        page.evaluate("window.rgMarker = 1")  # gone once the page reloads
-        _stop(proc, log)
-        page.wait_for_function("window.rgDisconnected === true", timeout=10_000)
-        proc = _start(repo_root, cfg_path, port, log)
-        page.wait_for_function("window.rgMarker === undefined", timeout=20_000)
-        page.get_by_text("亮灯率").first.wait_for(timeout=20_000)
-        assert requests.foreign() == [], requests.foreign()
+        with local_page(browser) as (page, external):
+            page.goto(f"http://127.0.0.1:{port}/?rotate=600")
+            page.get_by_text("亮灯率").first.wait_for(timeout=20_000)
+            assert page.evaluate("window.rgNextPage") == "/alarms?rotate=600"
+            page.evaluate("window.rgMarker = 1")  # gone once the page reloads
+            _stop(proc, log)
+            page.wait_for_function("window.rgDisconnected === true", timeout=10_000)
+            proc = _start(repo_root, cfg_path, port, log)
+            page.wait_for_function("window.rgMarker === undefined", timeout=20_000)
+            page.get_by_text("亮灯率").first.wait_for(timeout=20_000)
+            assert external == [], external
     finally:
-        ctx.close()
         _stop(proc, log)

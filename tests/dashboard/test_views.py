@@ -108,9 +108,9 @@ def test_alarm_actions_publish_json_for_the_rules_service(store, action):
     ((topic, doc),) = sent
     assert topic == topics.alarm_action()
     assert doc["alarm_id"] == "A-1" and doc["user"] == "op" and doc["role"] == "operator"
-    # The rules service has no "assign": it travels as a comment naming the assignee.
+    # An assignment travels as "assign" with the assignee after ASSIGN_PREFIX.
     assert (doc["action"], doc["text"]) == (
-        ("comment", "assign:张三") if action == "assign" else (action, "张三")
+        ("assign", "assign:张三") if action == "assign" else (action, "张三")
     )
 
 

@@ -146,43 +146,59 @@ def _cases(var_dir: Path) -> list[dict]:
         con.close()
 
 
-def test_injected_faults_become_alarms_with_one_case_each(demo: Demo):
-    want = {
-        ("dust.pm10_stop_work", "DM-0001"),
-        ("lighting.door_open", "LC-0002"),
-        ("vehicle.overspeed", "TRK-0001"),
-    }
+WANT = {
+    "DM-0001": "dust.pm10_stop_work",
+    "LC-0002": "lighting.door_open",
+    "TRK-0001": "vehicle.overspeed",
+}
 
-    def filed():
-        import json
 
-        got = {}
-        for case in _cases(demo.var_dir):
-            rec = json.loads(case["record"])
-            got.setdefault((rec["evidence"].get("rule_id"), rec["device_id"]), []).append(
-                case["case_no"]
-            )
-        return got if want <= set(got) else None
+def _alarms(var_dir: Path) -> dict[tuple[str, str], dict]:
+    import json
+    import sqlite3
 
-    got = _wait("a case per injected fault", filed, 90)
-    for key in want:
-        assert len(got[key]) == 1, (key, got[key])  # exactly once
+    con = sqlite3.connect(f"file:{var_dir / 'alarms.db'}?mode=ro", uri=True)
+    try:
+        docs = [json.loads(d) for (d,) in con.execute("SELECT doc FROM alarms")]
+    finally:
+        con.close()
+    return {(a["device_id"], a["rule_id"]): a for a in docs}
+
+
+def _filed_alarms(var_dir: Path) -> dict[tuple[str, str], dict] | None:
+    got = _alarms(var_dir)
+    return got if all(got.get((d, r), {}).get("case_no") for d, r in WANT.items()) else None
+
+
+def test_injected_faults_become_alarms_with_exactly_one_case_each(demo: Demo):
+    import json
+
+    got = _wait(
+        "the alarms for the injected faults, filed as cases",
+        lambda: _filed_alarms(demo.var_dir),
+        90,
+    )
+    cases = _cases(demo.var_dir)
+    case_nos = [c["case_no"] for c in cases]
+    assert len(case_nos) == len(set(case_nos))
+    assert len({c["idempotency_key"] for c in cases}) == len(cases)  # no alarm filed twice
+    for device, rule in WANT.items():
+        alarm = got[(device, rule)]
+        case = next(c for c in cases if c["case_no"] == alarm["case_no"])
+        # The case is the alarm's own, or its storm group's parent's, on the same device.
+        assert json.loads(case["record"])["device_id"] == device
+        assert case["idempotency_key"] in (alarm["alarm_id"], alarm["extra"].get("parent"))
+    # Every case belongs to an alarm the rules service holds.
+    filed = {a["case_no"] for a in _alarms(demo.var_dir).values()}
+    assert set(case_nos) <= filed
 
 
 def test_wall_screen_shows_the_alarm_and_its_case_number(demo: Demo):
-    import json
-
-    dust = _wait(
-        "the dust case",
-        lambda: [
-            c for c in _cases(demo.var_dir) if json.loads(c["record"])["device_id"] == "DM-0001"
-        ],
-        90,
-    )
-    case_no = dust[0]["case_no"]
+    got = _wait("the dust alarm's case", lambda: _filed_alarms(demo.var_dir), 90)
+    case_no = got[("DM-0001", "dust.pm10_stop_work")]["case_no"]
     with chromium_page() as (page, external):
         page.goto(demo.url + "/", wait_until="load")
-        page.get_by_text(case_no).wait_for(timeout=30_000)
+        page.get_by_text(case_no).first.wait_for(timeout=30_000)
         page.get_by_text("DM-0001").first.wait_for(timeout=10_000)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "e2e-wall.png"))

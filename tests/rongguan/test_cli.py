@@ -20,6 +20,7 @@ COMMANDS = [
     "bench",
     "broker",
     "lighting",
+    "decode",
 ]
 
 
@@ -49,3 +50,11 @@ def test_service_with_broken_config_exits_2(tmp_path, capsys: pytest.CaptureFixt
     bad.write_text("broker: {url: 'ftp://x'}\n")
     assert main(["agent", "-c", str(bad)]) == 2
     assert "broker.url" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["backtest", "evaluate"])
+def test_pass_through_commands_have_help(command: str, capsys: pytest.CaptureFixture[str]):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert f"rongguan {command}" in capsys.readouterr().out

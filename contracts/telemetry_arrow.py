@@ -1,0 +1,164 @@
+"""Telemetry batch wire format v2: one Arrow IPC stream per batch.
+
+The columns are those of :data:`contracts.telemetry.COLUMNS`; device_id, kind and field
+are dictionary-encoded (each name travels once per batch), ts is int64 (ns since epoch,
+UTC) and value float64 (null: missing or non-finite). The agent id, the sequence number
+and the send time are schema metadata::
+
+    schema  device_id: dictionary<int32, utf8>  kind: dictionary<int32, utf8>
+            ts: int64  field: dictionary<int32, utf8>  value: float64
+    meta    rongguan.wire=2  agent=agent-1  seq=7  sent_ns=...
+
+An Arrow IPC stream starts with the continuation marker ``FF FF FF FF``, a v1 JSON
+batch with ``{``: :func:`wire_version` tells them apart from the first bytes, so
+receivers accept both. Decoding yields Arrow columns that a data-frame library takes
+over without per-row Python (``polars.from_arrow``).
+
+pyarrow is imported here only; ``contracts`` itself stays light (importing
+:mod:`contracts.telemetry` does not load this module).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from contracts.telemetry import COLUMNS, BatchError, TelemetryBatch
+
+__all__ = [
+    "WIRE_V2",
+    "ARROW_SCHEMA",
+    "wire_version",
+    "encode_batch",
+    "decode_table",
+    "decode_batch",
+]
+
+WIRE_V2 = 2
+_MAGIC = b"\xff\xff\xff\xff"  # Arrow IPC continuation marker: every stream message starts so
+_DICT = pa.dictionary(pa.int32(), pa.string())
+
+#: The v2 schema (without metadata) as the agent sends it.
+ARROW_SCHEMA = pa.schema(
+    [
+        ("device_id", _DICT),
+        ("kind", _DICT),
+        ("ts", pa.int64()),
+        ("field", _DICT),
+        ("value", pa.float64()),
+    ]
+)
+_TEXT = ("device_id", "kind", "field")
+# Plain and dictionary-encoded strings are both accepted from third-party senders.
+_STRINGS = (pa.string(), pa.large_string(), pa.string_view())
+
+
+def wire_version(payload: bytes) -> int:
+    """1 for a JSON batch, 2 for an Arrow IPC stream (sniffed; not a full check)."""
+    return WIRE_V2 if bytes(payload[:4]) == _MAGIC else 1
+
+
+def encode_batch(batch: TelemetryBatch) -> bytes:
+    """Serialise a batch as wire v2 (an Arrow IPC stream of one record batch)."""
+    values = [None if v is None or not math.isfinite(v) else float(v) for v in batch.value]
+    arrays = [
+        pa.array(batch.device_id, pa.string()).dictionary_encode(),
+        pa.array(batch.kind, pa.string()).dictionary_encode(),
+        pa.array(batch.ts, pa.int64()),
+        pa.array(batch.field_name, pa.string()).dictionary_encode(),
+        pa.array(values, pa.float64()),
+    ]
+    meta = {
+        "rongguan.wire": str(WIRE_V2),
+        "agent": batch.agent,
+        "seq": str(int(batch.seq)),
+        "sent_ns": str(int(batch.sent_ns)),
+    }
+    table = pa.Table.from_arrays(arrays, schema=ARROW_SCHEMA.with_metadata(meta))
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def decode_table(payload: bytes) -> tuple[pa.Table, dict[str, str | int]]:
+    """A v2 payload as a table with plain string columns, and its metadata.
+
+    The metadata has ``agent`` (str), ``seq`` and ``sent_ns`` (int). Raises
+    :class:`BatchError` naming what is wrong (not Arrow, wrong columns or types,
+    missing metadata).
+    """
+    if wire_version(payload) != WIRE_V2:
+        raise BatchError("not an Arrow IPC stream (wire v2 starts with FF FF FF FF)")
+    try:
+        reader = pa.ipc.open_stream(pa.py_buffer(payload))
+        table = reader.read_all()
+    except (pa.ArrowException, ValueError, OSError) as exc:
+        raise BatchError(f"bad Arrow stream: {_first_line(exc)}") from None
+    meta = _metadata(table.schema)
+    if tuple(table.column_names) != COLUMNS:
+        raise BatchError(f"columns must be {list(COLUMNS)}, got {table.column_names}")
+    cols = []
+    for name in COLUMNS:
+        col = table.column(name)
+        cols.append(_column(name, col))
+    try:
+        out = pa.Table.from_arrays(cols, names=list(COLUMNS))
+    except (pa.ArrowException, ValueError) as exc:
+        raise BatchError(f"bad column content: {_first_line(exc)}") from None
+    return out, meta
+
+
+def decode_batch(payload: bytes) -> TelemetryBatch:
+    """Either wire version as a :class:`TelemetryBatch` (for consumers that loop over rows)."""
+    if wire_version(payload) != WIRE_V2:
+        return TelemetryBatch.decode(payload)
+    table, meta = decode_table(payload)
+    batch = TelemetryBatch(agent=str(meta["agent"]), seq=int(meta["seq"]))
+    batch.sent_ns = int(meta["sent_ns"])
+    batch.device_id = table.column("device_id").to_pylist()
+    batch.kind = table.column("kind").to_pylist()
+    batch.ts = table.column("ts").to_pylist()
+    batch.field_name = table.column("field").to_pylist()
+    batch.value = table.column("value").to_pylist()
+    return batch
+
+
+def _column(name: str, col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """One column checked against the schema; dictionaries decoded to plain strings."""
+    typ = col.type
+    try:
+        if name in _TEXT:
+            if pa.types.is_dictionary(typ) and typ.value_type in _STRINGS:
+                return pc.cast(col, pa.string())
+            if typ in _STRINGS:
+                return pc.cast(col, pa.string())
+        elif name == "ts" and typ == pa.int64():
+            return col
+        elif name == "value" and typ == pa.float64():
+            return col
+    except (pa.ArrowException, ValueError) as exc:
+        raise BatchError(f"{name}: bad content: {_first_line(exc)}") from None
+    raise BatchError(f"{name}: type {typ} not allowed in wire v2")
+
+
+def _metadata(schema: pa.Schema) -> dict[str, str | int]:
+    raw = schema.metadata or {}
+    meta = {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in raw.items()}
+    if meta.get("rongguan.wire") != str(WIRE_V2):
+        raise BatchError(f"unsupported wire version {meta.get('rongguan.wire')!r}")
+    try:
+        return {
+            "agent": meta["agent"],
+            "seq": int(meta["seq"]),
+            "sent_ns": int(meta.get("sent_ns", "0")),
+        }
+    except (KeyError, ValueError) as exc:
+        raise BatchError(f"missing or bad metadata: {exc}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,181 @@
+"""Truck faults that break a geofence on purpose, and the detours that act them out.
+
+Planning a fault picks the geofence it violates (so the ground truth can name it) and,
+where the truck must leave its path, a :class:`Detour`: drive off to a spot, hold there
+(park to dump, wander inside a banned zone, follow a parallel street), then drive back.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from contracts.astro import CST
+from hardware.sim.faults import Fault, FaultError
+
+if TYPE_CHECKING:
+    from hardware.sim.trucks import TruckModel
+
+__all__ = ["Detour", "plan_fault"]
+
+_M = 111_320.0
+_DUMP_OFFSETS_M = (500.0, 900.0, 1500.0)
+_CLEAR_M = 700.0  # a dumping spot is at least this far from any of the truck's own places
+
+
+def _en(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    """Metres (north, east) from a to b."""
+    return (b[0] - a[0]) * _M, (b[1] - a[1]) * _M * math.cos(math.radians(a[0]))
+
+
+@dataclass
+class Detour:
+    """An excursion off the truck's path: out to ``goal`` (metres north, east), hold, back."""
+
+    kind: str
+    goal: tuple[float, float]
+    until: float | None  # wall time the fault ends; None: never
+    freeze: bool = True  # the truck leaves its route (False: a parallel street alongside)
+    off: tuple[float, float] = (0.0, 0.0)
+    phase: str = "out"
+    spin: float = 0.0
+    done: bool = False
+    _moving: tuple[float, float] = (0.0, 0.0)
+
+    def advance(self, model: TruckModel, metres: float, now: float) -> tuple[float, float]:
+        """Spend ``metres`` of driving; returns (metres left for the route, speed km/h)."""
+        if self.phase != "back" and self.until is not None and now >= self.until:
+            self.phase = "back"
+        target = (0.0, 0.0) if self.phase == "back" else self.goal
+        dn, de = target[0] - self.off[0], target[1] - self.off[1]
+        dist = math.hypot(dn, de)
+        if self.phase in ("out", "back") and dist > 0:
+            k = min(1.0, metres / dist)
+            self.off = (self.off[0] + dn * k, self.off[1] + de * k)
+            self._moving = (dn, de)
+            if k >= 1.0:
+                self.phase, self.done = ("hold", False) if self.phase == "out" else ("", True)
+            return (metres if not self.freeze else 0.0), model.speed
+        if self.phase == "hold":
+            if self.kind == "illegal_dumping":
+                model.odometer_m -= metres  # parked: the odometer stands still
+                return 0.0, 0.0
+            if self.kind == "banned_hours":  # wander round a 200 m circle inside the zone
+                self.spin += metres / 200.0
+                self.off = (
+                    self.goal[0] + 200.0 * math.sin(self.spin),
+                    self.goal[1] + 200.0 * math.cos(self.spin),
+                )
+                self._moving = (math.cos(self.spin), -math.sin(self.spin))
+                return 0.0, model.speed
+        return metres, model.speed
+
+    def position(self, lat: float, lon: float) -> tuple[float, float]:
+        """Where the truck is, given where its path is."""
+        return lat + self.off[0] / _M, lon + self.off[1] / (_M * math.cos(math.radians(lat)))
+
+    def heading(self, path_heading: float) -> float:
+        """Heading while off the path (the path's heading on a parallel street)."""
+        if not self.freeze or self.phase == "hold" and self.kind == "illegal_dumping":
+            return path_heading
+        return math.degrees(math.atan2(self._moving[1], self._moving[0])) % 360
+
+
+def plan_fault(model: TruckModel, fault: Fault, now: float) -> dict[str, Any]:
+    """Ground-truth fields for a truck fault (``geofence``...), setting up any detour."""
+    veh, inv, kind = model.veh, model.inv, fault.kind
+    here = (model.road_lat, model.road_lon)
+    route = next((r for r in inv.routes if r.id == veh.route), None) if veh.route else None
+    dest = route.disposal if route else (veh.plant or None)
+    if kind == "long_stop":
+        return {"geofence": dest, "lat": model.lat, "lon": model.lon}
+    if kind == "illegal_dumping":
+        places = [model.route[i] for i in model.stop_ids]
+        side = math.radians(model.heading + 90.0)
+        for off in _DUMP_OFFSETS_M:
+            goal = (off * math.cos(side), off * math.sin(side))
+            spot = (
+                here[0] + goal[0] / _M,
+                here[1] + goal[1] / (_M * math.cos(math.radians(here[0]))),
+            )
+            if all(math.hypot(*_en(p, spot)) >= _CLEAR_M for p in places):
+                break
+        model.detour = Detour(kind, goal, fault.until)
+        return {"geofence": dest, "route": veh.route or None, "lat": spot[0], "lon": spot[1]}
+    if kind == "route_deviation":
+        if route is None:
+            raise FaultError(f"route_deviation: {veh.id} ({veh.fleet}) has no approved route")
+        off = float(fault.params["offset_m"])
+        side = math.radians(model.heading + 90.0)
+        model.detour = Detour(
+            kind, (off * math.cos(side), off * math.sin(side)), fault.until, freeze=False
+        )
+        return {"geofence": route.id, "offset_m": off}
+    if kind == "banned_hours":
+        return _banned(model, fault, now, here)
+    if kind == "missed_collection":
+        return _missed(model)
+    return {}
+
+
+def _banned(model: TruckModel, fault: Fault, now: float, here: tuple[float, float]) -> dict:
+    veh = model.veh
+    zones = [z for z in model.inv.banned_zones if not z.fleets or veh.fleet in z.fleets]
+    if not zones:
+        raise FaultError(f"banned_hours: no banned zone applies to {veh.fleet} trucks ({veh.id})")
+    # Telemetry carries wall-clock timestamps, so the zone must be banned at this wall time.
+    local = datetime.fromtimestamp(time.time() if now is None else now, CST).strftime("%H:%M")
+    wanted = fault.params.get("zone")
+    if wanted is not None:
+        zone = next((z for z in zones if z.id == wanted), None)
+        if zone is None:
+            raise FaultError(f"banned_hours: no zone {wanted!r} for {veh.fleet} trucks")
+    else:
+        timed = [z for z in zones if z.hours and z.hours[0] <= local < z.hours[1]]
+        zone = (timed or [z for z in zones if z.hours is None] or [None])[0]
+        if zone is None:
+            raise FaultError(f"banned_hours: no zone for {veh.fleet} is banned at {local}")
+    if zone.center is not None and zone.radius_m is not None:
+        n, e = _en(zone.center, here)
+        r = math.hypot(n, e) or 1.0
+        inner = min(0.5 * zone.radius_m, r)
+        target = (zone.center[0] + n / r * inner / _M, 0.0)
+        target = (
+            target[0],
+            zone.center[1] + e / r * inner / (_M * math.cos(math.radians(target[0]))),
+        )
+    else:
+        ring = zone.polygon or ()
+        target = (sum(p[1] for p in ring) / len(ring), sum(p[0] for p in ring) / len(ring))
+    model.detour = Detour("banned_hours", _en(here, target), fault.until)
+    return {
+        "geofence": zone.id,
+        "hours": list(zone.hours) if zone.hours else None,
+        "local_time": local,
+    }
+
+
+def _missed(model: TruckModel) -> dict:
+    veh, n = model.veh, len(model.route)
+    cps = sorted(i for i, gid in model.stop_ids.items() if gid.startswith("CP-"))
+    if veh.fleet != "kitchen_waste" or not cps:
+        raise FaultError(f"missed_collection: {veh.id} ({veh.fleet}) has no collection points")
+    # The first point whose approach has not begun (at least three waypoints ahead).
+    ahead = sorted(cps, key=lambda i: (i - model.seg) % n)
+    i = next((i for i in ahead if (i - model.seg) % n >= 3), ahead[0])
+    skip = {(i - 1) % n, i}
+    a, cp, b = model.route[(i - 2) % n], model.route[i], model.route[(i + 1) % n]
+    if _seg_dist(cp, a, b) < 200.0:  # the shortcut would still brush past: cut one more corner
+        skip.add((i + 1) % n)
+    model.skip |= skip
+    return {"geofence": model.stop_ids[i]}
+
+
+def _seg_dist(p: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
+    bn, be = _en(a, b)
+    pn, pe = _en(a, p)
+    t = max(0.0, min(1.0, (pn * bn + pe * be) / max(1e-9, bn * bn + be * be)))
+    return math.hypot(pn - t * bn, pe - t * be)

@@ -1,0 +1,142 @@
+"""Wire format v2 (Arrow IPC): round trip, refusals with a reason, v1 and v2 side by side."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from contracts.telemetry import BatchError, TelemetryBatch, TelemetryRow
+from contracts.telemetry_arrow import (
+    ARROW_SCHEMA,
+    WIRE_V2,
+    decode_batch,
+    decode_table,
+    encode_batch,
+    wire_version,
+)
+from ingest.frames import SCHEMA, batch_to_frame, decode_frame
+from ingest.metrics import IngestMetrics
+from ingest.prepare import prepare
+from ingest.quarantine import Quarantine
+
+S = 1_000_000_000
+T0 = 1_763_942_400 * S
+
+
+def _batch(n: int = 12) -> TelemetryBatch:
+    b = TelemetryBatch(agent="agent-1", seq=7, sent_ns=T0 + 5)
+    for i in range(n):
+        kind = ("lighting_cabinet", "vehicle")[i % 2]
+        value: float | None = float(i) + 0.25
+        if i == 3:
+            value = None
+        elif i == 4:
+            value = math.nan
+        b.append(TelemetryRow(f"D-{i // 3}", kind, T0 + i, f"f{i % 4}", value))
+    return b
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _table(**over) -> pa.Table:
+    cols = {
+        "device_id": pa.array(["D-1"]).dictionary_encode(),
+        "kind": pa.array(["vehicle"]).dictionary_encode(),
+        "ts": pa.array([T0], pa.int64()),
+        "field": pa.array(["speed"]).dictionary_encode(),
+        "value": pa.array([1.5], pa.float64()),
+    }
+    meta = {"rongguan.wire": "2", "agent": "a", "seq": "1"}
+    meta.update(over.pop("meta", {}))
+    cols.update(over)
+    return pa.table(cols).replace_schema_metadata(meta)
+
+
+def test_round_trip_keeps_rows_metadata_and_nulls():
+    b = _batch()
+    payload = encode_batch(b)
+    assert wire_version(payload) == WIRE_V2 and wire_version(b.encode()) == 1
+    back = decode_batch(payload)
+    assert (back.agent, back.seq, back.sent_ns) == ("agent-1", 7, T0 + 5)
+    # Non-finite values travel as null, exactly as in v1.
+    assert back.rows() == TelemetryBatch.decode(b.encode()).rows()
+    assert back.value[3] is None and back.value[4] is None
+    table, meta = decode_table(payload)
+    assert meta == {"agent": "agent-1", "seq": 7, "sent_ns": T0 + 5}
+    assert table.column_names == list(SCHEMA)
+
+
+def test_schema_is_dictionary_encoded_on_the_wire():
+    reader = pa.ipc.open_stream(encode_batch(_batch()))
+    assert reader.schema.remove_metadata().equals(ARROW_SCHEMA)
+    assert reader.schema.metadata[b"rongguan.wire"] == b"2"
+
+
+def test_v1_and_v2_decode_to_the_same_frame():
+    b = _batch(50)
+    v1, v2 = decode_frame(b.encode()), decode_frame(encode_batch(b))
+    assert v2.schema == pl.Schema(SCHEMA)
+    assert v2.equals(v1) and v2.equals(batch_to_frame(TelemetryBatch.decode(b.encode())))
+    empty = decode_frame(encode_batch(TelemetryBatch(agent="a", seq=1)))
+    assert empty.height == 0 and empty.schema == pl.Schema(SCHEMA)
+
+
+def test_plain_string_columns_are_accepted():
+    t = _table(device_id=pa.array(["D-1"]), field=pa.array(["speed"], pa.large_string()))
+    assert decode_frame(_ipc(t)).rows() == [("D-1", "vehicle", T0, "speed", 1.5)]
+
+
+@pytest.mark.parametrize(
+    ("payload", "why"),
+    [
+        (b"\xff\xff\xff\xff\x10\x00\x00\x00garbage-garbage!", "bad Arrow stream"),
+        (b"\xff\xff\xff\xff", "bad Arrow stream"),
+        (_ipc(_table(ts=pa.array([1], pa.int32()))), "ts: type int32"),
+        (_ipc(_table(value=pa.array(["x"]))), "value: type string"),
+        (_ipc(_table(kind=pa.array([1], pa.int64()).dictionary_encode())), "kind: type"),
+        (_ipc(_table(meta={"rongguan.wire": "3"})), "unsupported wire version '3'"),
+        (_ipc(pa.table({"a": [1]}).replace_schema_metadata({"rongguan.wire": "2"})), "metadata"),
+        (_ipc(_table().drop_columns(["kind"])), "columns must be"),
+    ],
+)
+def test_garbage_is_refused_with_a_reason(payload, why):
+    with pytest.raises(BatchError, match=why):
+        decode_frame(payload)
+    with pytest.raises(BatchError, match=why):
+        decode_batch(payload)
+
+
+def test_truncated_stream_is_refused():
+    payload = encode_batch(_batch())
+    with pytest.raises(BatchError, match="bad Arrow stream"):
+        decode_frame(payload[: len(payload) // 2])
+
+
+def test_bad_v2_batch_is_quarantined_with_v1_and_v2_good_ones_kept(tmp_path):
+    now = time.time_ns()
+    good = TelemetryBatch(agent="a", seq=1)
+    good.append(TelemetryRow("D-1", "vehicle", now, "speed", 10.0))
+    other = TelemetryBatch(agent="a", seq=2)
+    other.append(TelemetryRow("D-1", "vehicle", now, "heading", 90.0))
+    q = Quarantine(tmp_path / "q.db")
+    m = IngestMetrics()
+    topic = "rg/v1/tele/0/a"
+    items = [
+        (topic, encode_batch(good), now),
+        (topic, b"\xff\xff\xff\xffnot arrow at all", now),
+        (topic, other.encode(), now),
+    ]
+    frame = prepare(items, None, None, m, q)
+    assert frame is not None
+    assert sorted(frame.get_column("field").to_list()) == ["heading", "speed"]
+    assert q.counts() == {"bad_batch": 1}
+    q.close()
