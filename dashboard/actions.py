@@ -101,8 +101,8 @@ class Actions:
     ) -> ActionResult:
         """Publish an operator action on an alarm for the rules service, if ``who`` may.
 
-        ``assign`` is sent as a ``comment`` whose text names the assignee: the rules
-        service's alarm book has no assign transition (see ASSIGN_WIRE_ACTION).
+        ``assign`` carries the assignee in ``text``; the rules service's alarm book applies
+        it, and checks the role again where the action lands.
         """
         text = (text or "").strip()
         what = f"{action} {alarm_id}"
