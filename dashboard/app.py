@@ -137,6 +137,33 @@ def _origins(host: str, port: int) -> list[str]:
     return sorted(f"{n}:{port}" for n in names if n and n not in ("0.0.0.0", "::"))
 
 
+def seed_from_history(cfg: DeploymentConfig, store: LiveStore) -> int:
+    """Fill the live store with the last stored value of every (device, field).
+
+    Devices that report by exception (OPC-UA subscriptions, HJ 212 on change) may not send
+    an unchanged value again for hours: a restarted dashboard starts from the store.
+    """
+    from contracts.telemetry import TelemetryBatch
+    from ingest.store import open_store
+
+    try:
+        hist = open_store(cfg, read_only=True)
+        try:
+            latest = hist.latest()
+        finally:
+            hist.close()
+    except Exception as exc:  # noqa: BLE001 - no history is not fatal for a live screen
+        log.warning("no history to start from (%s); live data only", exc)
+        return 0
+    batch = TelemetryBatch(agent="history", seq=0)
+    cols = latest.to_dict(as_series=False)
+    batch.device_id, batch.kind, batch.ts = cols["device_id"], cols["kind"], cols["ts"]
+    batch.field_name, batch.value = cols["field"], cols["value"]
+    rows = store.apply_batch(batch) if len(batch) else 0
+    log.info("started from %d stored values", len(batch))
+    return rows
+
+
 def serve(
     cfg: DeploymentConfig,
     *,
@@ -149,7 +176,9 @@ def serve(
     ``store`` lets a benchmark feed the process's live store directly; ``redraw_all`` makes
     wall screens redraw whole marker layers each second (the benchmark's baseline).
     """
-    store = store if store is not None else LiveStore(devices_from_config(cfg))
+    if store is None:
+        store = LiveStore(devices_from_config(cfg))
+        seed_from_history(cfg, store)
     feed = LiveFeed(cfg.broker, store)
     feed.start()
     auth = server_auth_kwargs(cfg)

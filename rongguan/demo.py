@@ -190,7 +190,15 @@ def run_demo(args: argparse.Namespace) -> int:
         cfg_path.write_text(
             yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8"
         )
-        children.rongguan("ingest", "ingest", "-c", str(cfg_path))
+        ingest = children.rongguan("ingest", "ingest", "-c", str(cfg_path))
+        # Agents start once ingest has subscribed: the first batches (a device's initial
+        # values, which an OPC-UA subscription sends only once) must not find nobody there.
+        ready = var_dir / "ingest.ready"
+        deadline = time.monotonic() + 180
+        while not ready.exists():
+            if ingest.poll() is not None or time.monotonic() > deadline or stopping:
+                raise RuntimeError(f"ingest did not subscribe; see {var_dir / 'ingest.log'}")
+            time.sleep(0.1)
         children.rongguan("agent", "agent", "-c", str(cfg_path))
         dash = children.rongguan("dashboard", "dashboard", "-c", str(cfg_path))
         _wait_port(args.port, dash, "dashboard", timeout_s=120)

@@ -132,4 +132,17 @@ async def _ingest(
     ingest = IngestService(cfg, hooks=hooks, write_store=write_store, partition=partition)
 
     tasks.append(asyncio.create_task(ingest.run(stop), name="ingest"))
+    tasks.append(asyncio.create_task(_announce_ready(cfg, ingest, stop), name="ready"))
     await asyncio.gather(*tasks)
+
+
+async def _announce_ready(cfg: DeploymentConfig, ingest, stop: asyncio.Event) -> None:
+    """Write ``<var_dir>/ingest.ready`` once the telemetry subscription is in place, so a
+    supervisor (``rongguan demo``) starts agents only when nothing they send can be missed."""
+    while not stop.is_set():
+        if await asyncio.to_thread(ingest.wait_subscribed, 1.0):
+            marker = cfg.path("ingest.ready")
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text("subscribed\n")
+            log.info("ingest subscribed to telemetry")
+            return
