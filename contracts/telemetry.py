@@ -34,6 +34,7 @@ __all__ = [
     "TelemetryBatch",
     "BatchError",
     "WIRE_VERSION",
+    "parse_v1",
 ]
 
 WIRE_VERSION = 1
@@ -145,25 +146,10 @@ class TelemetryBatch:
             from contracts.telemetry_arrow import decode_batch  # pyarrow only when needed
 
             return decode_batch(payload)
-        try:
-            doc = json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BatchError(f"not JSON: {exc}") from None
-        if not isinstance(doc, dict):
-            raise BatchError("batch is not a JSON object")
-        if doc.get("v") != WIRE_VERSION:
-            raise BatchError(f"unsupported wire version {doc.get('v')!r}")
-        try:
-            agent = str(doc["agent"])
-            seq = int(doc["seq"])
-            devices = doc["devices"]
-            fields = doc["fields"]
-            d, f, t, x = doc["d"], doc["f"], doc["t"], doc["x"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BatchError(f"missing or bad member: {exc}") from None
-        n = len(t)
-        if not (len(d) == len(f) == len(x) == n):
-            raise BatchError(f"column lengths differ: d={len(d)} f={len(f)} t={n} x={len(x)}")
+        doc = parse_v1(payload)
+        agent, seq = str(doc["agent"]), int(doc["seq"])
+        devices, fields = doc["devices"], doc["fields"]
+        d, f, t, x = doc["d"], doc["f"], doc["t"], doc["x"]
         try:
             dev_ids = [str(dv[0]) for dv in devices]
             kinds = [str(dv[1]) for dv in devices]
@@ -176,6 +162,30 @@ class TelemetryBatch:
         except (IndexError, TypeError, ValueError) as exc:
             raise BatchError(f"bad column content: {exc}") from None
         return batch
+
+
+def parse_v1(payload: bytes) -> dict:
+    """A wire-v1 document checked for shape (object, version, members, equal columns);
+    the content of the columns is left to the caller. Raises :class:`BatchError`."""
+    try:
+        doc = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BatchError(f"not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BatchError("batch is not a JSON object")
+    if doc.get("v") != WIRE_VERSION:
+        raise BatchError(f"unsupported wire version {doc.get('v')!r}")
+    try:
+        str(doc["agent"]), int(doc["seq"])
+        cols = [doc[k] for k in ("devices", "fields", "d", "f", "t", "x")]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BatchError(f"missing or bad member: {exc}") from None
+    if not all(isinstance(c, list) for c in cols):
+        raise BatchError("devices, fields, d, f, t and x must be arrays")
+    _, _, d, f, t, x = cols
+    if not (len(d) == len(f) == len(x) == len(t)):
+        raise BatchError(f"column lengths differ: d={len(d)} f={len(f)} t={len(t)} x={len(x)}")
+    return doc
 
 
 def _index(i: object, size: int) -> int:

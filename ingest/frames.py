@@ -7,12 +7,11 @@ tell which; both decode column by column, v2 without touching Python objects per
 
 from __future__ import annotations
 
-import json
 from typing import cast
 
 import polars as pl
 
-from contracts.telemetry import COLUMNS, WIRE_VERSION, BatchError, TelemetryBatch
+from contracts.telemetry import COLUMNS, BatchError, TelemetryBatch, parse_v1
 from contracts.telemetry_arrow import WIRE_V2, decode_table, wire_version
 
 __all__ = ["SCHEMA", "batch_to_frame", "decode_frame", "empty_frame"]
@@ -42,25 +41,9 @@ def decode_frame(payload: bytes) -> pl.DataFrame:
     """
     if wire_version(payload) == WIRE_V2:
         return _decode_v2(payload)
-    try:
-        doc = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BatchError(f"not JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise BatchError("batch is not a JSON object")
-    if doc.get("v") != WIRE_VERSION:
-        raise BatchError(f"unsupported wire version {doc.get('v')!r}")
-    try:
-        devices, fields = doc["devices"], doc["fields"]
-        d, f, t, x = doc["d"], doc["f"], doc["t"], doc["x"]
-        str(doc["agent"]), int(doc["seq"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BatchError(f"missing or bad member: {exc}") from None
-    if not all(isinstance(c, list) for c in (devices, fields, d, f, t, x)):
-        raise BatchError("devices, fields, d, f, t and x must be arrays")
-    n = len(t)
-    if not (len(d) == len(f) == len(x) == n):
-        raise BatchError(f"column lengths differ: d={len(d)} f={len(f)} t={n} x={len(x)}")
+    doc = parse_v1(payload)
+    devices, fields = doc["devices"], doc["fields"]
+    d, f, t, x = doc["d"], doc["f"], doc["t"], doc["x"]
     try:
         dev_ids = pl.Series([str(dv[0]) for dv in devices], dtype=pl.Utf8)
         kinds = pl.Series([str(dv[1]) for dv in devices], dtype=pl.Utf8)

@@ -17,38 +17,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from contracts.faults import FAULT_RULES, OFFLINE
+
 __all__ = ["FAULT_RULES", "OFFLINE_RULES", "score", "latency_windows", "main"]
 
 S = 1_000_000_000
-OFFLINE = "device.offline"  # the family name hardware/ gives device_offline faults
-
-#: fault kind -> the rule id expected to detect it: hardware.sim.faults.RULE_FAMILY, with
-#: the ids of ``rules/defaults`` (a test keeps the two tables in step)
-FAULT_RULES: dict[str, str] = {
-    "door_open": "lighting.door_open",
-    "cable_theft": "lighting.cable_theft",
-    "lamp_failure": "lighting.lamp_failure",
-    "voltage_sag": "lighting.voltage_sag",
-    "supply_loss": "lighting.supply_loss",
-    "leakage": "lighting.leakage",
-    "dust_episode": "dust.pm10_stop_work",
-    "sensor_flatline": "dust.sensor_flatline",
-    "sensor_spike": "dust.sensor_spike",
-    "pm25_over_pm10": "dust.pm25_over_pm10",
-    "sensor_fault": "dust.sensor_fault",
-    "maintenance": "dust.maintenance",
-    "overspeed": "vehicle.overspeed",
-    "cover_open": "vehicle.cover_open_moving",
-    "long_stop": "vehicle.illegal_dumping",
-    "illegal_dumping": "vehicle.illegal_dumping",
-    "route_deviation": "vehicle.route_deviation",
-    "banned_hours": "vehicle.banned_hours",
-    "missed_collection": "vehicle.missed_collection",
-    "gps_jump": "vehicle.gps_jump",
-    "blind_area": "vehicle.late_points",
-    "tracker_offline": "vehicle.tracker_offline",
-    "device_offline": OFFLINE,
-}
 
 #: device_offline is one fault kind but one rule per domain: the offline rule of the
 #: device's domain detects it (any of them on that device counts)

@@ -24,16 +24,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from rules.kernels import emit, latch
+
 __all__ = ["run_families", "tick", "warm_up"]
-
-
-@njit(cache=True, nogil=True)
-def _emit(out_slot, out_ts, out_kind, out_val, k, q, t, kind, v):  # fmt: skip
-    out_slot[k] = q
-    out_ts[k] = t
-    out_kind[k] = kind
-    out_val[k] = v
-    return k + 1
 
 
 @njit(cache=True, nogil=True)
@@ -119,7 +112,6 @@ def run_families(
     out_slot, out_ts, out_kind, out_val, counters,
 ):  # fmt: skip
     """Process rows ``start..`` until done or the output is full; return (next row, n)."""
-    no_ts = np.iinfo(np.int64).min
     n = sids.shape[0]
     cap = out_slot.shape[0]
     k = 0
@@ -150,33 +142,16 @@ def run_families(
                     s_t[q] = t
                     if active[q] != 0:
                         active[q] = 0
-                        k = _emit(out_slot, out_ts, out_kind, out_val, k, q, t, 0, v)
+                        k = emit(out_slot, out_ts, out_kind, out_val, k, q, t, 0, v)
                     continue
                 ok, x = _derive(q, r, fam, v, t, i, P, RI, ser_val, ser_ts, slot_aux, slot_win,
                                 s_v, s_t, w_sum, w_cnt, w_max, w_head, loc_ns, sun_off, sun_on)  # fmt: skip
                 if not ok:
                     continue
-                if R_op[r] == 0:
-                    crossing = x > R_set[r]
-                    release = x < R_clear[r]
-                else:
-                    crossing = x < R_set[r]
-                    release = x > R_clear[r]
                 g = slot_guard[q]
-                if g >= 0 and not (ser_val[g] == R_geq[r]):
-                    crossing = False
-                    release = True
-                if since[q] == no_ts:
-                    if crossing:
-                        since[q] = t
-                elif release:
-                    since[q] = no_ts
-                    if active[q] != 0:
-                        active[q] = 0
-                        k = _emit(out_slot, out_ts, out_kind, out_val, k, q, t, 0, x)
-                if since[q] != no_ts and active[q] == 0 and t - since[q] >= R_for[r]:
-                    active[q] = 1
-                    k = _emit(out_slot, out_ts, out_kind, out_val, k, q, t, 1, x)
+                guard_ok = g < 0 or ser_val[g] == R_geq[r]
+                k = latch(q, x, t, guard_ok, R_op[r], R_set[r], R_clear[r], R_for[r],
+                          since, active, out_slot, out_ts, out_kind, out_val, k)  # fmt: skip
         i += 1
     return i, k
 
@@ -198,7 +173,7 @@ def tick(now, slot_rule, slot_guard, R_fam, R_geq, RI, ser_val, active, s_t,
             if k >= out_slot.shape[0]:
                 break
             active[q] = 1
-            k = _emit(out_slot, out_ts, out_kind, out_val, k, q, now, 1, (now - s_t[q]) / 1e9)
+            k = emit(out_slot, out_ts, out_kind, out_val, k, q, now, 1, (now - s_t[q]) / 1e9)
     return k
 
 

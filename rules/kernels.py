@@ -34,6 +34,8 @@ __all__ = [
     "C_LATE",
     "C_UNUSED",
     "N_COUNTERS",
+    "emit",
+    "latch",
     "run_batch",
     "warm_up",
     "readonly",
@@ -47,6 +49,48 @@ N_COUNTERS = 4
 
 
 @njit(cache=True, nogil=True)
+def emit(out_slot, out_ts, out_kind, out_val, k, q, t, kind, v):  # fmt: skip
+    """Write one transition at ``k``; return the next free index."""
+    out_slot[k] = q
+    out_ts[k] = t
+    out_kind[k] = kind
+    out_val[k] = v
+    return k + 1
+
+
+@njit(cache=True, nogil=True)
+def latch(
+    q, x, t, guard_ok, op, set_, clear, for_ns,
+    since, active, out_slot, out_ts, out_kind, out_val, k,
+):  # fmt: skip
+    """One subject's set/clear latch on a derived value ``x`` at ``t`` (shared by every
+    rule family): a crossing starts the pending time, a release (or a failed guard) ends
+    it and clears a raised alarm, and a condition held ``for_ns`` raises. Returns ``k``."""
+    no_ts = np.iinfo(np.int64).min
+    if op == 0:
+        crossing = x > set_
+        release = x < clear
+    else:
+        crossing = x < set_
+        release = x > clear
+    if not guard_ok:
+        crossing = False
+        release = True
+    if since[q] == no_ts:
+        if crossing:
+            since[q] = t
+    elif release:
+        since[q] = no_ts
+        if active[q] != 0:
+            active[q] = 0
+            k = emit(out_slot, out_ts, out_kind, out_val, k, q, t, 0, x)
+    if since[q] != no_ts and active[q] == 0 and t - since[q] >= for_ns:
+        active[q] = 1
+        k = emit(out_slot, out_ts, out_kind, out_val, k, q, t, 1, x)
+    return k
+
+
+@njit(cache=True, nogil=True)
 def run_batch(
     sids, ts, vals, start,
     feed_ptr, feed_slot, slot_rule, slot_guard,
@@ -55,7 +99,6 @@ def run_batch(
     out_slot, out_ts, out_kind, out_val, counters,
 ):  # fmt: skip
     """Process rows ``start..`` until done or the output is full; return (next row, n emitted)."""
-    no_ts = np.iinfo(np.int64).min
     n = sids.shape[0]
     cap = out_slot.shape[0]
     k = 0
@@ -82,38 +125,9 @@ def run_batch(
                 q = feed_slot[j]
                 r = slot_rule[q]
                 g = slot_guard[q]
-                if rule_op[r] == 0:
-                    crossing = v > rule_set[r]
-                    release = v < rule_clear[r]
-                else:
-                    crossing = v < rule_set[r]
-                    release = v > rule_clear[r]
-                if g >= 0 and not (ser_val[g] == rule_geq[r]):
-                    crossing = False
-                    release = True
-                if slot_since[q] == no_ts:
-                    if crossing:
-                        slot_since[q] = t
-                elif release:
-                    slot_since[q] = no_ts
-                    if slot_active[q] != 0:
-                        slot_active[q] = 0
-                        out_slot[k] = q
-                        out_ts[k] = t
-                        out_kind[k] = 0
-                        out_val[k] = v
-                        k += 1
-                if (
-                    slot_since[q] != no_ts
-                    and slot_active[q] == 0
-                    and t - slot_since[q] >= rule_for[r]
-                ):
-                    slot_active[q] = 1
-                    out_slot[k] = q
-                    out_ts[k] = t
-                    out_kind[k] = 1
-                    out_val[k] = v
-                    k += 1
+                guard_ok = g < 0 or ser_val[g] == rule_geq[r]
+                k = latch(q, v, t, guard_ok, rule_op[r], rule_set[r], rule_clear[r], rule_for[r],
+                          slot_since, slot_active, out_slot, out_ts, out_kind, out_val, k)  # fmt: skip
                 slot_last[q] = v
         i += 1
     return i, k

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from hardware.inventory import Inventory
-from hardware.profiles import load_profile
 
 __all__ = ["agent_devices", "geofences"]
 
@@ -15,128 +14,57 @@ _LIGHTING_INTERVAL_S = 2.0
 
 def agent_devices(inventory: Inventory, endpoints: dict[str, Any]) -> list[dict[str, Any]]:
     """Dicts valid as ``contracts.config.DeviceConfig``, one per served device."""
-    out: list[dict[str, Any]] = []
     cabinets = {c.id: c for c in inventory.cabinets}
     monitors = {d.id: d for d in inventory.dust_monitors}
     vehicles = {v.id: v for v in inventory.vehicles}
-    for server in endpoints.get("opcua", []):
-        for dev_id in server["devices"]:
-            cab = cabinets[dev_id]
-            out.append(
-                {
-                    "id": cab.id,
-                    "kind": "lighting_cabinet",
-                    "protocol": "opcua",
-                    "profile": cab.profile,
-                    "endpoint": server["endpoint"],
-                    "address": {"namespace": server["namespace"]},
-                    "interval_s": _LIGHTING_INTERVAL_S,
-                    "name": cab.name,
-                    "location": {"lat": cab.lat, "lon": cab.lon},
-                    "attrs": {
-                        "road": cab.road,
-                        "road_class": cab.road_class,
-                        "district": cab.district,
-                    },
-                }
-            )
-    for entry in endpoints.get("modbus", []):
-        dev_id = entry["device_id"]
-        kind = load_profile(entry["profile"]).kind
-        base = {
-            "id": dev_id,
-            "kind": kind,
-            "protocol": "modbus",
-            "profile": entry["profile"],
-            "endpoint": entry["endpoint"],
-            "unit_id": entry["unit_id"],
-        }
+
+    def identity(dev_id: str) -> dict[str, Any]:
+        """Kind, profile, name, location and attributes an operator knows the device by."""
         if dev_id in cabinets:
             cab = cabinets[dev_id]
-            out.append(
-                {
-                    **base,
+            attrs = {"road": cab.road, "road_class": cab.road_class, "district": cab.district}
+            return {"kind": "lighting_cabinet", "profile": cab.profile, "name": cab.name,
                     "interval_s": _LIGHTING_INTERVAL_S,
-                    "name": cab.name,
-                    "location": {"lat": cab.lat, "lon": cab.lon},
-                    "attrs": {
-                        "road": cab.road,
-                        "road_class": cab.road_class,
-                        "district": cab.district,
-                    },
-                }
-            )
-        else:
+                    "location": {"lat": cab.lat, "lon": cab.lon}, "attrs": attrs}  # fmt: skip
+        if dev_id in monitors:
             mon = monitors[dev_id]
-            out.append(
-                {
-                    **base,
+            attrs = {
+                "site_name": mon.site_name,
+                "permit_no": mon.permit_no,
+                "district": mon.district,
+            }
+            return {"kind": "dust_monitor", "profile": mon.profile, "name": mon.site_name,
                     "interval_s": _DUST_INTERVAL_S,
-                    "name": mon.site_name,
-                    "location": {"lat": mon.lat, "lon": mon.lon},
-                    "attrs": {
-                        "site_name": mon.site_name,
-                        "permit_no": mon.permit_no,
-                        "district": mon.district,
-                    },
-                }
-            )
-    for entry in endpoints.get("mqtt_trackers", []):
-        veh = vehicles[entry["device_id"]]
-        out.append(
-            {
-                "id": veh.id,
-                "kind": "vehicle",
-                "protocol": "mqtt_tracker",
-                "profile": veh.profile,
-                "endpoint": entry["topic"],
-                "interval_s": float(entry.get("interval_s", 2.0)),
-                "name": veh.plate,
-                "location": {"lat": veh.depot_lat, "lon": veh.depot_lon},
-                "attrs": {"plate": veh.plate, "fleet": veh.fleet, "company": veh.company},
-            }
-        )
-    for entry in endpoints.get("hj212", []):
-        mon = monitors[entry["device_id"]]
-        out.append(
-            {
-                "id": mon.id,
-                "kind": "dust_monitor",
-                "protocol": "hj212",
-                "profile": mon.profile,
-                "endpoint": entry["endpoint"],
-                "address": {"mn": mon.mn},
-                "interval_s": float(entry.get("interval_s", 20.0)),
-                "name": mon.site_name,
-                "location": {"lat": mon.lat, "lon": mon.lon},
-                "attrs": {
-                    "site_name": mon.site_name,
-                    "permit_no": mon.permit_no,
-                    "district": mon.district,
-                },
-            }
-        )
-    for entry in endpoints.get("jt808", []):
-        veh = vehicles[entry["device_id"]]
-        out.append(
-            {
-                "id": veh.id,
-                "kind": "vehicle",
-                "protocol": "jt808",
-                "profile": veh.profile,
-                "endpoint": entry["endpoint"],
-                "address": {"phone": veh.phone},
-                "interval_s": float(entry.get("interval_s", 20.0)),
-                "name": veh.plate,
-                "location": {"lat": veh.depot_lat, "lon": veh.depot_lon},
-                "attrs": {
-                    "plate": veh.plate,
-                    "fleet": veh.fleet,
-                    "company": veh.company,
-                    "header": str(entry.get("header", 2013)),
-                },
-            }
-        )
+                    "location": {"lat": mon.lat, "lon": mon.lon}, "attrs": attrs}  # fmt: skip
+        veh = vehicles[dev_id]
+        attrs = {"plate": veh.plate, "fleet": veh.fleet, "company": veh.company}
+        return {"kind": "vehicle", "profile": veh.profile, "name": veh.plate,
+                "location": {"lat": veh.depot_lat, "lon": veh.depot_lon}, "attrs": attrs}  # fmt: skip
+
+    out: list[dict[str, Any]] = []
+    for server in endpoints.get("opcua", []):
+        for dev_id in server["devices"]:
+            out.append({"id": dev_id, **identity(dev_id), "protocol": "opcua",
+                        "endpoint": server["endpoint"],
+                        "address": {"namespace": server["namespace"]}})  # fmt: skip
+    for e in endpoints.get("modbus", []):
+        out.append({"id": e["device_id"], **identity(e["device_id"]), "protocol": "modbus",
+                    "profile": e["profile"], "endpoint": e["endpoint"], "unit_id": e["unit_id"]})  # fmt: skip
+    for e in endpoints.get("mqtt_trackers", []):
+        out.append({"id": e["device_id"], **identity(e["device_id"]), "protocol": "mqtt_tracker",
+                    "endpoint": e["topic"], "interval_s": float(e.get("interval_s", 2.0))})  # fmt: skip
+    for e in endpoints.get("hj212", []):
+        mon = monitors[e["device_id"]]
+        out.append({"id": mon.id, **identity(mon.id), "protocol": "hj212",
+                    "endpoint": e["endpoint"], "address": {"mn": mon.mn},
+                    "interval_s": float(e.get("interval_s", 20.0))})  # fmt: skip
+    for e in endpoints.get("jt808", []):
+        veh = vehicles[e["device_id"]]
+        entry = {"id": veh.id, **identity(veh.id), "protocol": "jt808",
+                 "endpoint": e["endpoint"], "address": {"phone": veh.phone},
+                 "interval_s": float(e.get("interval_s", 20.0))}  # fmt: skip
+        entry["attrs"] = {**entry["attrs"], "header": str(e.get("header", 2013))}
+        out.append(entry)
     return out
 
 

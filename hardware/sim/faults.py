@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from contracts.faults import FAULT_RULES
+
 __all__ = [
     "FAULT_KINDS",
     "RULE_FAMILY",
@@ -65,32 +67,8 @@ FAULT_KINDS: dict[str, tuple[frozenset[str], dict[str, Any]]] = {
     ),
 }
 
-# kind -> the rule family expected to detect it (what a scorer matches alarms against)
-RULE_FAMILY: dict[str, str] = {
-    "door_open": "lighting.door_open",
-    "cable_theft": "lighting.cable_theft",
-    "lamp_failure": "lighting.lamp_failure",
-    "voltage_sag": "lighting.voltage_sag",
-    "supply_loss": "lighting.supply_loss",
-    "leakage": "lighting.leakage",
-    "dust_episode": "dust.pm10_stop_work",
-    "sensor_flatline": "dust.sensor_flatline",
-    "sensor_spike": "dust.sensor_spike",
-    "pm25_over_pm10": "dust.pm25_over_pm10",
-    "sensor_fault": "dust.sensor_fault",
-    "maintenance": "dust.maintenance",
-    "overspeed": "vehicle.overspeed",
-    "cover_open": "vehicle.cover_open_moving",
-    "long_stop": "vehicle.illegal_dumping",
-    "illegal_dumping": "vehicle.illegal_dumping",
-    "route_deviation": "vehicle.route_deviation",
-    "banned_hours": "vehicle.banned_hours",
-    "missed_collection": "vehicle.missed_collection",
-    "gps_jump": "vehicle.gps_jump",
-    "blind_area": "vehicle.late_points",
-    "tracker_offline": "vehicle.tracker_offline",
-    "device_offline": "device.offline",
-}
+# kind -> the rule family expected to detect it (the shared ground-truth contract)
+RULE_FAMILY = FAULT_RULES
 # Faults that take the device off the network (handled by the city, not the device model).
 OFFLINE_KINDS = frozenset({"device_offline", "tracker_offline"})
 
