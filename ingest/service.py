@@ -112,7 +112,8 @@ class IngestService:
         self.devices: dict[str, str] | None = devices or None
         self._queue: queue.Queue[_Msg] = queue.Queue(maxsize=queue_size)
         self._halt = threading.Event()
-        self._connected = threading.Event()
+        self._subscribed = threading.Event()  # set on SUBACK, not on CONNACK
+        self._pending_subs: set[int] = set()
         self._given_store = store  # e.g. a benchmark's InfluxStore alone; closed by run()
         self.store: TelemetryStore | None = None
         self.quarantine: Quarantine | None = None
@@ -165,8 +166,12 @@ class IngestService:
                     closable.close()
 
     def wait_subscribed(self, timeout_s: float = 10.0) -> bool:
-        """Block until the subscription is in place (for tests and start-up ordering)."""
-        return self._connected.wait(timeout_s)
+        """Block until the broker has confirmed the subscriptions (start-up ordering).
+
+        Set on SUBACK: a message published between CONNACK and SUBACK would not reach
+        a new session, so callers that publish right after must wait for this.
+        """
+        return self._subscribed.wait(timeout_s)
 
     def _make_client(self) -> mqtt.Client:
         role = "ingest" if self.write_store else "rules"
@@ -176,6 +181,7 @@ class IngestService:
         client = make_client(self.cfg.broker, cid, clean_start=False)
         client.manual_ack_set(True)
         client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         client.on_disconnect = self._on_disconnect
         return client
@@ -184,14 +190,25 @@ class IngestService:
         if reason.is_failure:
             log.warning("ingest: broker refused connection: %s", reason)
             return
-        client.subscribe(topics.telemetry_filter(self.partition), qos=1)
+        filters = [topics.telemetry_filter(self.partition)]
         if self.tracker_topic:
-            client.subscribe(self.tracker_topic, qos=1)
+            filters.append(self.tracker_topic)
+        for f in filters:
+            _rc, mid = client.subscribe(f, qos=1)
+            self._pending_subs.add(mid)
         self.m.add("connects")
-        self._connected.set()
+
+    def _on_subscribe(self, _client, _ud, mid: int, reasons, _props) -> None:
+        if any(r.is_failure for r in reasons):
+            log.error("ingest: broker refused subscription (mid %d): %s", mid, reasons)
+            return
+        self._pending_subs.discard(mid)
+        if not self._pending_subs:
+            self._subscribed.set()
 
     def _on_disconnect(self, _client, _ud, _flags, reason, _props) -> None:
-        self._connected.clear()
+        self._subscribed.clear()
+        self._pending_subs.clear()
         self.m.add("disconnects")
         log.info("ingest: disconnected from broker: %s", reason)
 
