@@ -10,6 +10,8 @@ temporary directory and measures, on the same rows and the same body size:
     decode → validate → encode → InfluxDB in :class:`IngestService`; rows/s is what the
     database holds at the end (counted with InfluxQL) over the wall time;
 (c) line-protocol encoding vs influxdb-client ``Point`` (:mod:`bench.encode`);
+(d) gzip: the full path again with compressed bodies (shorter), and what compression saves
+    and costs per row (:mod:`bench.ingest_gzip`);
 plus the wire-format decode comparison (:mod:`bench.ingest_wire`) and the embedded store.
 """
 
@@ -27,6 +29,7 @@ from pathlib import Path
 import polars as pl
 
 from bench import encode as encode_bench
+from bench import ingest_gzip as gzip_bench
 from bench import ingest_wire as wire_bench
 from bench.ingest_fleet import ROWS_PER_DEVICE, Fleet
 from contracts import topics
@@ -51,12 +54,14 @@ def run(
     connections: int = 1,
     chunk_lines: int | None = None,
     wire: int = 2,
+    gzip_seconds: int = 20,
 ) -> dict:
     """One benchmark run; figures, ratios and where the CPU went.
 
     The ceiling runs as long as the full path (``ceiling_seconds`` None) with the same
     number of write ``connections`` and body size (``chunk_lines``, default one batch).
     ``wire`` is the agents' batch format the publisher sends (2: Arrow IPC, 1: JSON).
+    ``gzip_seconds``: how long the full path runs again with gzip bodies (0: not).
     """
     ceiling_seconds = seconds if ceiling_seconds is None else ceiling_seconds
     chunk = chunk_lines or rows_per_batch
@@ -77,6 +82,14 @@ def run(
             full = _full_path(
                 root, broker, influx, fleet, seconds, window, connections, chunk, wire
             )
+            full_gzip = (
+                _full_path(
+                    root, broker, influx, fleet, gzip_seconds, window, connections, chunk, wire,
+                    gzip=True,
+                )
+                if gzip_seconds > 0
+                else None
+            )  # fmt: skip
         finally:
             broker.stop()
             influx.stop()
@@ -96,6 +109,16 @@ def run(
         "goal_ratio": 0.70,
         "goal_met": ratio >= 0.70,
         "encode": enc,
+        "gzip": {
+            "full_path_rows_per_s": full_gzip["rows_per_s"] if full_gzip else None,
+            "ratio_to_ceiling": (
+                round(full_gzip["rows_per_s"] / ceiling["rows_per_s"], 3)
+                if full_gzip and ceiling["rows_per_s"]
+                else None
+            ),
+            "every_row_once": full_gzip["every_row_once"] if full_gzip else None,
+            "compression": gzip_bench.run(rows_per_batch=rows_per_batch),
+        },
         "wire_decode": wire_decode,
         "embedded": embedded,
     }
@@ -173,15 +196,16 @@ def _full_path(
     connections: int,
     chunk: int,
     wire: int,
+    gzip: bool = False,
 ) -> dict:
-    db = "full"
-    icfg = InfluxConfig(url=influx.url, bucket=db, token="x")
+    db = "full_gzip" if gzip else "full"
+    icfg = InfluxConfig(url=influx.url, bucket=db, token="x", gzip=gzip)
     store = InfluxStore(icfg, chunk_lines=chunk, connections=connections)
     store.ensure_database()
     cfg = DeploymentConfig.model_validate(
-        {"var_dir": str(root / "ingest"), "broker": BrokerConfig(url=broker.url).model_dump()}
+        {"var_dir": str(root / db), "broker": BrokerConfig(url=broker.url).model_dump()}
     )
-    service = IngestService(cfg, store=store, client_id="bench-ingest")
+    service = IngestService(cfg, store=store, client_id=f"bench-{db}")
     service.devices = fleet.inventory()  # validate against a city-sized inventory
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()

@@ -121,6 +121,9 @@ class InfluxConfig(_Model):
     org: str = "rongguan"
     bucket: str = "rongguan"
     timeout_s: float = Field(10.0, gt=0)
+    # Compress write bodies: pays on links slower than ~the break-even that
+    # `rongguan bench ingest` prints (gzip costs CPU that loopback/LAN writes do not need).
+    gzip: bool = False
 
     @field_validator("url")
     @classmethod

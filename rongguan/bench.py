@@ -20,7 +20,7 @@ BENCHMARKS = {
     ),
     "ingest": (
         "bench.ingest",
-        "ingest: MQTT-to-InfluxDB path vs the raw /write ceiling (~2.5 min)",
+        "ingest: MQTT-to-InfluxDB path vs the raw /write ceiling, plain and gzip (~3 min)",
     ),
     "rules": ("bench.rules", "rules engine: numba vs Python reference vs polars (~2 min)"),
     "poll": ("bench.poll", "Modbus polling: merged reads vs one request per point"),

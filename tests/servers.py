@@ -127,6 +127,8 @@ error_log {dir}/nginx-error.log warn;
 events {{ worker_connections 256; }}
 http {{
   access_log off;
+  # one line per write: how it was encoded and how many bytes crossed the wire
+  log_format writes '$http_content_encoding $request_length';
   client_body_temp_path {dir}/body;
   proxy_temp_path {dir}/proxy;
   fastcgi_temp_path {dir}/fastcgi;
@@ -138,6 +140,7 @@ http {{
   server {{
     listen 127.0.0.1:{port};
     location = /api/v2/write {{
+      access_log {dir}/writes.log writes;
       rewrite ^ /write?db=$arg_bucket&precision=$v1_precision? break;
       proxy_set_header Authorization "";
       proxy_pass http://127.0.0.1:{influx_port};

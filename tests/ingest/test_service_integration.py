@@ -189,6 +189,26 @@ def test_influx_store_reads_and_downsampling(influx):
         store.close()
 
 
+def test_gzip_bodies_land_in_influx(influx, influx_server):
+    # InfluxDB inflates Content-Encoding: gzip bodies itself (nginx passes them through).
+    writes_log = influx_server.workdir / "writes.log"
+    before = writes_log.read_text().splitlines() if writes_log.exists() else []
+    store = InfluxStore(influx.model_copy(update={"gzip": True}), chunk_lines=100)
+    try:
+        t0 = 1_763_942_400 * S
+        rows = [("DM-1", "dust_monitor", t0 + i * S, "pm10", float(i)) for i in range(250)]
+        assert store.write(pl.DataFrame(rows, schema=SCHEMA, orient="row")) == 250
+        got = store.range("DM-1", "pm10", t0, t0 + 250 * S)
+        assert got.get_column("value").to_list() == [float(i) for i in range(250)]
+    finally:
+        store.close()
+    # nginx writes its access log line when the request ends; it has, the data is back
+    sent = [line.split() for line in writes_log.read_text().splitlines()[len(before) :]]
+    assert [enc for enc, _n in sent] == ["gzip"] * 3
+    # 100 lines of ~55 bytes each would be ~5.5 kB per request uncompressed
+    assert all(int(n) < 2500 for _enc, n in sent)
+
+
 def test_unreachable_influx_raises_store_unavailable():
     from contracts.config import InfluxConfig as IC
     from ingest.store import StoreUnavailable
