@@ -49,6 +49,8 @@ class DeviceKind(StrEnum):
     LIGHTING_CABINET = "lighting_cabinet"
     DUST_MONITOR = "dust_monitor"
     VEHICLE = "vehicle"
+    #: An edge agent's own figures (buffer, polls, memory): the agent is its own device.
+    AGENT = "agent"
 
 
 class BatchError(ValueError):

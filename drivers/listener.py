@@ -45,7 +45,7 @@ class Listener:
         }
         self.last_error = ""
         self._server: asyncio.Server | None = None
-        self._conns: set[asyncio.Task[None]] = set()
+        self._conns: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._start_lock = asyncio.Lock()
 
     @property
@@ -70,7 +70,7 @@ class Listener:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._conns.add(task)
+        self._conns[task] = writer
         self.counters["connections"] += 1
         try:
             await self._handler(self, reader, writer)
@@ -79,7 +79,7 @@ class Listener:
         except Exception:  # one peer's bug must not take the listener down
             log.exception("%s listener %s:%d: connection handler failed", *self._where())
         finally:
-            self._conns.discard(task)
+            self._conns.pop(task, None)
             writer.close()
 
     async def start(self) -> None:
@@ -104,10 +104,14 @@ class Listener:
         server, self._server = self._server, None
         if server is not None:
             server.close()
-        for t in list(self._conns):
-            t.cancel()
+        # Closing the sockets ends the handlers by themselves (end of stream); cancelling
+        # them instead makes asyncio's stream protocol log a CancelledError per connection.
+        for writer in list(self._conns.values()):
+            writer.close()
         if self._conns:
-            await asyncio.wait(list(self._conns), timeout=2)
+            _done, pending = await asyncio.wait(list(self._conns), timeout=2)
+            for t in pending:
+                t.cancel()
         if server is not None:
             await server.wait_closed()
 
@@ -141,6 +145,19 @@ class ListenerPool:
             raise BadConfig(f"{protocol} identity {ident!r} on tcp://{host}:{port} used twice")
         lst.routes[ident] = route
         return lst
+
+    def forget(self, route: Any) -> None:
+        """Remove every route to ``route`` (a driver the agent no longer runs)."""
+        for lst in self.listeners.values():
+            for ident in [i for i, r in lst.routes.items() if r is route]:
+                del lst.routes[ident]
+
+    async def prune(self) -> None:
+        """Stop and drop the listeners no device routes to any more (their port is freed)."""
+        for key, lst in list(self.listeners.items()):
+            if not lst.routes:
+                await lst.stop()
+                del self.listeners[key]
 
     async def start(self) -> None:
         """Bind every listener; a port that cannot be bound is logged (its devices go offline)."""

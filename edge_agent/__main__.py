@@ -1,7 +1,9 @@
 """Run one edge agent as a process: ``python -m edge_agent CONFIG AGENT_ID [--metrics-port N]``.
 
 SIGTERM and SIGINT stop it cleanly (batches kept on disk); SIGKILL loses nothing that
-was acknowledged, since every batch is on disk before it is published.
+was acknowledged, since every batch is on disk before it is published. SIGHUP re-reads
+CONFIG and applies it without a restart (``edge_agent.reload``); a bad file is refused
+with its errors logged and the running config kept.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         cfg = load_config(args.config)
-        agent = EdgeAgent(cfg, args.agent_id, metrics_port=args.metrics_port)
+        agent = EdgeAgent(
+            cfg, args.agent_id, metrics_port=args.metrics_port, config_path=args.config
+        )
     except (ConfigError, KeyError, ValueError) as exc:
         print(f"error: {exc}")
         return 2

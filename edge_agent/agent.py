@@ -1,4 +1,9 @@
-"""The edge agent: one supervisor per device, one outbox, one MQTT link, commands."""
+"""The edge agent: one supervisor per device, one outbox, one MQTT link, commands.
+
+The device set can change while the agent runs (:meth:`EdgeAgent.reload`, on SIGHUP when
+the agent knows its config file; see ``edge_agent.reload``): supervisors start and stop
+one by one, while the outbox, its disk buffer and the MQTT link carry on untouched.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,15 @@ import asyncio
 import json
 import logging
 import random
+import signal
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 from contracts import topics
 from contracts.commands import CommandAck
-from contracts.config import DeploymentConfig
+from contracts.config import ConfigError, DeploymentConfig, DeviceConfig, load_config
 from drivers import BadConfig, create_driver
 from drivers.listener import ListenerPool
 from edge_agent.buffer import DiskBuffer
@@ -18,11 +27,16 @@ from edge_agent.commands import CommandExecutor
 from edge_agent.link import MqttLink
 from edge_agent.metrics import MetricsServer, agent_figures, render
 from edge_agent.outbox import Outbox
+from edge_agent.reload import ReloadPlan, plan_reload
+from edge_agent.selfmon import self_telemetry
 from edge_agent.supervisor import DeviceSupervisor
 
-__all__ = ["EdgeAgent"]
+__all__ = ["EdgeAgent", "REMOVED_REASON"]
 
 log = logging.getLogger(__name__)
+
+REMOVED_REASON = "removed from the agent's config"
+_MAX_REMOVED = 10_000  # retained "removed" states re-sent after a reconnect (oldest forgotten)
 
 
 class EdgeAgent:
@@ -35,15 +49,23 @@ class EdgeAgent:
         *,
         seed: int | None = None,
         metrics_port: int | None = None,
+        config_path: str | Path | None = None,
     ):
         self.cfg = cfg
         self.agent = cfg.agent(agent_id)
         self.agent_id = agent_id
+        #: The file :meth:`reload` re-reads (SIGHUP triggers it); None: no reload from disk.
+        self.config_path = None if config_path is None else Path(config_path)
         self._rng = random.Random(seed)
         self.supervisors: dict[str, DeviceSupervisor] = {}
+        self._tasks: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        self._removed: dict[str, dict[str, Any]] = {}
         self._outbox: Outbox | None = None
         self._link: MqttLink | None = None
         self._commands: CommandExecutor | None = None
+        self._reload_lock: asyncio.Lock | None = None
+        self._pending: set[asyncio.Task[Any]] = set()
+        self.reloads = {"applied": 0, "refused": 0}
         self.listeners = ListenerPool()  # shared TCP listeners of pushing devices
         # Prometheus endpoint (None: off; 0: a free port, read back from metrics_server.port)
         self.metrics_server = (
@@ -55,7 +77,7 @@ class EdgeAgent:
         return render(agent_figures(self))
 
     def metrics(self) -> dict[str, Any]:
-        """Counters of the whole agent: outbox, link, commands, and per device."""
+        """Counters of the whole agent: outbox, link, commands, reloads, and per device."""
         out: dict[str, Any] = {"agent": self.agent_id}
         if self._outbox is not None:
             out.update(self._outbox.stats())
@@ -67,6 +89,7 @@ class EdgeAgent:
             )
         if self._commands is not None:
             out.update({f"commands_{k}": v for k, v in self._commands.counters.items()})
+        out.update({f"reloads_{k}": v for k, v in self.reloads.items()})
         if self.listeners.listeners:
             out["listeners"] = self.listeners.stats()
         devs = {d: s.stats() for d, s in self.supervisors.items()}
@@ -90,6 +113,53 @@ class EdgeAgent:
         # Retained states published while the broker was away were never delivered.
         for sup in self.supervisors.values():
             self._publish_availability(sup.device.id, sup.availability())
+        for dev_id, doc in self._removed.items():
+            self._publish_availability(dev_id, doc)
+
+    # devices --------------------------------------------------------------------------
+    def _supervisor(self, dev: DeviceConfig) -> DeviceSupervisor:
+        assert self._outbox is not None
+        driver, error = None, ""
+        try:
+            driver = create_driver(dev, broker=self.cfg.broker, listeners=self.listeners)
+        except BadConfig as exc:
+            error = str(exc)
+            log.error("device %s not polled: %s", dev.id, exc)
+        return DeviceSupervisor(
+            dev,
+            driver,
+            self._outbox.add,
+            self._publish_availability,
+            rng=random.Random(self._rng.random()),
+            config_error=error,
+        )
+
+    def _start(self, sup: DeviceSupervisor) -> None:
+        dev_id = sup.device.id
+        self.supervisors[dev_id] = sup
+        self._removed.pop(dev_id, None)
+        stop = asyncio.Event()
+        self._tasks[dev_id] = (asyncio.create_task(sup.run(stop), name=f"poll-{dev_id}"), stop)
+
+    async def _stop(self, dev_id: str) -> DeviceSupervisor | None:
+        """Stop one device's supervisor (its poll in progress finishes) and release its driver."""
+        sup = self.supervisors.pop(dev_id, None)
+        entry = self._tasks.pop(dev_id, None)
+        if entry is not None:
+            task, stop = entry
+            stop.set()
+            grace = (sup.device.timeout_s * 2 + 5) if sup is not None else 5
+            done, _ = await asyncio.wait([task], timeout=grace)
+            if not done:
+                task.cancel()
+                await asyncio.wait([task])
+        if sup is not None and sup.driver is not None:
+            try:
+                await sup.driver.close()
+            except Exception:
+                log.debug("closing %s failed", dev_id, exc_info=True)
+            self.listeners.forget(sup.driver)
+        return sup
 
     def _build(self) -> None:
         buf = self.agent.buffer
@@ -98,26 +168,97 @@ class EdgeAgent:
         self._outbox = Outbox(
             self.agent_id, self.agent.batch, buffer, self._link, partitions=self.cfg.partitions
         )
-        for dev in self.agent.devices:
-            driver, error = None, ""
-            try:
-                driver = create_driver(dev, broker=self.cfg.broker, listeners=self.listeners)
-            except BadConfig as exc:
-                error = str(exc)
-                log.error("device %s not polled: %s", dev.id, exc)
-            self.supervisors[dev.id] = DeviceSupervisor(
-                dev,
-                driver,
-                self._outbox.add,
-                self._publish_availability,
-                rng=random.Random(self._rng.random()),
-                config_error=error,
-            )
+        sups = [self._supervisor(dev) for dev in self.agent.devices]
+        self.supervisors.update({s.device.id: s for s in sups})
         self._commands = CommandExecutor(
             self.agent_id, self.supervisors, self._publish_ack, self._outbox.add
         )
         self._link.on_connected.append(self._republish_all)
         self._link.subscribe(topics.command(self.agent_id), self._commands.on_message)
+
+    # reload ---------------------------------------------------------------------------
+    def request_reload(self) -> None:
+        """Schedule :meth:`reload` from the config file (the SIGHUP handler)."""
+        task = asyncio.get_running_loop().create_task(self.reload(), name="reload")
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def reload(self, cfg: DeploymentConfig | None = None) -> ReloadPlan:
+        """Apply a new config (default: re-read ``config_path``) without a restart.
+
+        Refused as a whole, with every error logged, when it does not validate; the
+        running config then stays. The outbox and its disk buffer are never touched.
+        """
+        if self._reload_lock is None:
+            self._reload_lock = asyncio.Lock()
+        async with self._reload_lock:  # two quick SIGHUPs apply one after the other
+            source = str(self.config_path) if self.config_path else "<config>"
+            if cfg is None:
+                if self.config_path is None:
+                    raise RuntimeError("no config file to reload from")
+                try:
+                    cfg = await asyncio.to_thread(load_config, self.config_path)
+                except ConfigError as exc:
+                    return self._refuse(ReloadPlan(errors=exc.errors), source)
+            plan = plan_reload(self.cfg, cfg, self.agent_id, source)
+            if not plan.ok:
+                return self._refuse(plan, source)
+            await self._apply(cfg, plan)
+            return plan
+
+    def _refuse(self, plan: ReloadPlan, source: str) -> ReloadPlan:
+        self.reloads["refused"] += 1
+        log.error(
+            "config reload refused, running config kept (%d error(s) in %s):\n%s",
+            len(plan.errors),
+            source,
+            "\n".join(plan.errors),
+        )
+        return plan
+
+    async def _apply(self, cfg: DeploymentConfig, plan: ReloadPlan) -> None:
+        assert plan.agent is not None and self._outbox is not None
+        t0 = time.monotonic()
+        # Changed devices release their old driver (listener routes, bus share) before the
+        # new one claims it.
+        await asyncio.gather(*(self._stop(d.id) for d in plan.changed))
+        for dev_id in plan.removed:
+            sup = await self._stop(dev_id)
+            doc = {
+                **(sup.availability() if sup else {"device_id": dev_id}),
+                "state": "offline",
+                "since_ns": time.time_ns(),
+                "reason": REMOVED_REASON,
+            }
+            self._removed[dev_id] = doc
+            while len(self._removed) > _MAX_REMOVED:
+                self._removed.pop(next(iter(self._removed)))
+            self._publish_availability(dev_id, doc)
+        for dev in plan.changed + plan.added:
+            self._start(self._supervisor(dev))
+        await self.listeners.start()  # new endpoints bind now; idle ones were released
+        await self.listeners.prune()
+        self._outbox.batch = plan.agent.batch
+        self._outbox.partitions = cfg.partitions
+        # Sections that need a restart keep running as they are (the buffer above all).
+        for name in ("buffer", "metrics_port"):
+            setattr(plan.agent, name, getattr(self.agent, name))
+        cfg.broker = self.cfg.broker
+        self.cfg, self.agent = cfg, plan.agent
+        self.reloads["applied"] += 1
+        log.info("config reloaded in %.2f s: %s", time.monotonic() - t0, plan.summary())
+        for what in plan.restart_only:
+            log.warning("config reload: %s changed; takes effect after a restart", what)
+
+    # run ------------------------------------------------------------------------------
+    def _on_sighup(self, install: bool) -> None:
+        if self.config_path is None or threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        if install:
+            loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        else:
+            loop.remove_signal_handler(signal.SIGHUP)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then stop cleanly (batches kept on disk)."""
@@ -127,36 +268,58 @@ class EdgeAgent:
         await self.listeners.start()  # before the first poll, so pushing devices can connect
         if self.metrics_server is not None:
             await self.metrics_server.start()
-        tasks = [asyncio.create_task(self._outbox.run(stop), name="outbox")]
-        tasks += [
-            asyncio.create_task(s.run(stop), name=f"poll-{d}") for d, s in self.supervisors.items()
+        core = [
+            asyncio.create_task(self._outbox.run(stop), name="outbox"),
+            asyncio.create_task(
+                self_telemetry(
+                    self.agent_id,
+                    self.metrics,
+                    self._outbox.add,
+                    lambda: self.agent.telemetry_interval_s,
+                    stop,
+                ),
+                name="self-telemetry",
+            ),
         ]
+        for sup in list(self.supervisors.values()):
+            self._start(sup)
+        self._on_sighup(True)
         log.info("agent %s started with %d devices", self.agent_id, len(self.supervisors))
         try:
             await stop.wait()
         finally:
             stop.set()
-            await self._commands.wait_idle(5.0)
-            done, pending = await asyncio.wait(tasks, timeout=10)
-            for t in pending:
-                t.cancel()
-            for t in done:
-                if not t.cancelled() and t.exception() is not None:
-                    log.error("task %s failed: %r", t.get_name(), t.exception())
-            await self.listeners.stop()
-            if self.metrics_server is not None:
-                await self.metrics_server.stop()
-            await self._outbox.drain(2.0)
-            await self._link.stop()
-            for s in self.supervisors.values():
-                if s.driver is not None:
-                    try:
-                        await s.driver.close()
-                    except Exception:
-                        log.debug("closing %s failed", s.device.id, exc_info=True)
-            log.info(
-                "agent %s stopped: %s",
-                self.agent_id,
-                {k: v for k, v in self.metrics().items() if k != "devices"},
-            )
-            self._outbox.buffer.close()
+            self._on_sighup(False)
+            if self._pending:
+                await asyncio.wait(list(self._pending), timeout=30)
+            await self._shutdown(core)
+
+    async def _shutdown(self, core: list[asyncio.Task[None]]) -> None:
+        assert self._link and self._outbox and self._commands
+        await self._commands.wait_idle(5.0)
+        for _task, dev_stop in self._tasks.values():
+            dev_stop.set()
+        tasks = core + [t for t, _ in self._tasks.values()]
+        done, pending = await asyncio.wait(tasks, timeout=10)
+        for t in pending:
+            t.cancel()
+        for t in done:
+            if not t.cancelled() and t.exception() is not None:
+                log.error("task %s failed: %r", t.get_name(), t.exception())
+        await self.listeners.stop()
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
+        await self._outbox.drain(2.0)
+        await self._link.stop()
+        for s in self.supervisors.values():
+            if s.driver is not None:
+                try:
+                    await s.driver.close()
+                except Exception:
+                    log.debug("closing %s failed", s.device.id, exc_info=True)
+        log.info(
+            "agent %s stopped: %s",
+            self.agent_id,
+            {k: v for k, v in self.metrics().items() if k != "devices"},
+        )
+        self._outbox.buffer.close()

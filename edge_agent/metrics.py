@@ -7,6 +7,7 @@
     rg_agent_bus_poll_latency_seconds_sum/_count
     rg_agent_buffer_depth / _oldest_age_seconds / _dropped_total / ...
     rg_agent_commands_total{state}            acks sent by state
+    rg_agent_reloads_total{result}            config reloads applied / refused
     rg_agent_broker_connected
 
 A bus is the device's endpoint: devices behind one Modbus gateway or one OPC-UA server
@@ -78,6 +79,10 @@ def agent_figures(agent: Any) -> list[tuple[str, str, dict[str, str], float]]:
         if key.startswith("commands_"):
             state = key.removeprefix("commands_")
             out.append(("rg_agent_commands_total", "counter", {"state": state}, float(n)))
+    for result in ("applied", "refused"):
+        if f"reloads_{result}" in m:
+            n = float(m[f"reloads_{result}"])
+            out.append(("rg_agent_reloads_total", "counter", {"result": result}, n))
     if "broker_connected" in m:
         out.append(("rg_agent_broker_connected", "gauge", {}, float(m["broker_connected"])))
     return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -23,12 +24,44 @@ from contracts.config import DeviceConfig
 from contracts.telemetry import TelemetryRow
 from drivers import DeviceTimeout, DeviceUnavailable, Driver, DriverError
 
-__all__ = ["DeviceSupervisor", "OFFLINE_AFTER", "backoff_s"]
+__all__ = ["DeviceSupervisor", "OFFLINE_AFTER", "backoff_s", "RepeatLog", "FAIL_LOG_EVERY_S"]
 
 log = logging.getLogger(__name__)
 
 OFFLINE_AFTER = 3  # consecutive failures before a device counts as offline
 MAX_BACKOFF_S = 30.0
+FAIL_LOG_EVERY_S = 60.0  # a device that keeps failing is logged this often, not per retry
+STAGGER_MAX_S = 5.0  # first polls spread over min(interval, this)
+
+
+class RepeatLog:
+    """Rate limit for one device's repeated failures: a summary at most every ``every_s``.
+
+    The state change (online → degraded/offline) is logged when it happens; the retries
+    after it only count here, and :meth:`due` says when the next summary may go out.
+    """
+
+    def __init__(
+        self, every_s: float = FAIL_LOG_EVERY_S, clock: Callable[[], float] = time.monotonic
+    ):
+        self.every_s = every_s
+        self._clock = clock
+        self._last = -math.inf  # a device failing from the start is reported at once
+        self.pending = 0  # failures since the last line logged
+
+    def logged(self) -> None:
+        """A line about this device went out now (state change or summary)."""
+        self._last = self._clock()
+        self.pending = 0
+
+    def due(self) -> int:
+        """Count one failure; the failures to report when a summary is due, else 0."""
+        self.pending += 1
+        if self._clock() - self._last < self.every_s:
+            return 0
+        n = self.pending
+        self.logged()
+        return n
 
 
 def backoff_s(failures: int, interval_s: float, rng: random.Random) -> float:
@@ -58,6 +91,7 @@ class DeviceSupervisor:
         self._rng = rng or random.Random()
         self._lock = asyncio.Lock()
         self._connected = False
+        self._repeat = RepeatLog()
         self.failures = 0
         self.state = "offline"
         self.reason = config_error or "not polled yet"
@@ -91,8 +125,21 @@ class DeviceSupervisor:
         if changed:
             self.state = state
             self.since_ns = time.time_ns()
-            log.info("device %s is %s (%s)", self.device.id, state, reason or "ok")
+            level = logging.INFO if state == "online" else logging.WARNING
+            log.log(level, "device %s is %s (%s)", self.device.id, state, reason or "ok")
+            self._repeat.logged()
             self._on_availability(self.device.id, self.availability())
+        elif state != "online":
+            n = self._repeat.due()
+            if n:
+                log.warning(
+                    "device %s %s since %s: %d failed attempt(s) since the last report; last: %s",
+                    self.device.id,
+                    state,
+                    time.strftime("%H:%M:%S", time.localtime(self.since_ns / 1e9)),
+                    n,
+                    reason,
+                )
 
     async def _poll_once(self) -> list[TelemetryRow]:
         assert self.driver is not None
@@ -102,7 +149,8 @@ class DeviceSupervisor:
             await asyncio.wait_for(self.driver.connect(), timeout * 2)
             self._connected = True
         t0 = time.perf_counter()
-        rows = await asyncio.wait_for(self.driver.read(), timeout)
+        async with asyncio.timeout(timeout):  # no extra task per poll, unlike wait_for
+            rows = await self.driver.read()
         took = time.perf_counter() - t0
         self.latency_sum_s += took
         self.last_latency_ms = round(took * 1000, 3)
@@ -161,7 +209,9 @@ class DeviceSupervisor:
     async def run(self, stop: asyncio.Event) -> None:
         """Poll every ``interval_s`` (first poll staggered) until ``stop`` is set."""
         interval = self.device.interval_s
-        next_t = time.monotonic() + self._rng.uniform(0, min(interval, 1.0) * 0.5)
+        # First polls spread over the interval (at most STAGGER_MAX_S): 25,000 devices
+        # starting together would time each other out (measured at city size).
+        next_t = time.monotonic() + self._rng.uniform(0, min(interval, STAGGER_MAX_S))
         while not stop.is_set():
             delay = next_t - time.monotonic()
             if delay > 0:

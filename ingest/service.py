@@ -107,8 +107,9 @@ class IngestService:
         self.tracker_format = tracker_format or TrackerFormat()
         self.log_every_s = log_every_s
         self.gil_switch_s = gil_switch_s
-        devices = {dev_id: str(dev.kind) for dev_id, (_agent, dev) in cfg.devices().items()}
-        # A config without an inventory accepts every device.
+        # Devices and the agents themselves (their self-monitoring rows, kind ``agent``).
+        # A config without devices accepts every device.
+        devices = cfg.inventory() if cfg.devices() else {}
         self.devices: dict[str, str] | None = devices or None
         self._queue: queue.Queue[_Msg] = queue.Queue(maxsize=queue_size)
         self._halt = threading.Event()

@@ -1,4 +1,4 @@
-"""Modbus TCP driver on pymodbus: planned reads, coil/register writes, read-back.
+"""Modbus TCP driver: planned reads, coil/register writes, read-back.
 
 Devices behind one gateway (one ``host:port``) share one TCP connection, and a lock keeps
 exactly one transaction in flight on it: many gateways serve requests strictly one at a
@@ -15,20 +15,21 @@ from contracts.commands import CommandAction
 from contracts.config import DeviceConfig
 from contracts.telemetry import TelemetryRow
 from drivers.base import BadConfig, DeviceUnavailable, DriverError, WriteRejected, switch_params
-from drivers.modbus.bus import EXCEPTION_CODES, Bus, IllegalAddress, acquire, check, release
-from drivers.modbus.codec import WIDTH, CodecError, decode_bits, decode_value, encode_value
+from drivers.modbus.bus import EXCEPTION_CODES, Bus, IllegalAddress, acquire, release, write_pdu
+from drivers.modbus.codec import (
+    WIDTH,
+    CodecError,
+    block_decoder,
+    decode_bits,
+    decode_value,
+    encode_value,
+)
 from drivers.modbus.config import settings_for
 from drivers.modbus.planner import BIT_TABLES, PlannedPoint, ReadRequest
 
 __all__ = ["ModbusDriver", "EXCEPTION_CODES", "IllegalAddress"]
 
 log = logging.getLogger(__name__)
-_READ_FN = {
-    "coil": "read_coils",
-    "discrete": "read_discrete_inputs",
-    "holding": "read_holding_registers",
-    "input": "read_input_registers",
-}
 
 
 class ModbusDriver:
@@ -52,6 +53,9 @@ class ModbusDriver:
         # working parts kept, so later polls cost no extra requests.
         self._plan: list[ReadRequest] = list(self.settings.requests)
         self.bad_points: dict[str, str] = {}  # key -> why it is no longer read
+        # Register reads decode through a struct compiled once per request of the plan
+        # (keyed by identity: the plan's requests live as long as the plan).
+        self._decoders: dict[int, tuple[ReadRequest, Any]] = {}
         if self.settings.profile.circuits == 0:
             self.actions = frozenset()
 
@@ -66,7 +70,8 @@ class ModbusDriver:
         device swap, points dropped earlier are tried once more.
         """
         if self._bus is None:
-            self._bus = acquire(self.settings)
+            s = self.settings
+            self._bus = acquire(s.host, s.port, s.timeout_s)
             self._plan = list(self.settings.requests)
             self.bad_points.clear()
         await self._bus.ensure_connected()
@@ -81,26 +86,46 @@ class ModbusDriver:
         what = f"{self.device.id} {req.table}[{req.address}:+{req.count}]"
         self._counters["reads"] += 1
         try:
-            resp = await bus.call(
-                _READ_FN[req.table],
-                self.device.timeout_s,
+            return await bus.read(
+                req.table,
                 req.address,
-                count=req.count,
-                device_id=self.settings.unit_id,
+                req.count,
+                self.settings.unit_id,
+                self.device.timeout_s,
+                what,
             )
-            check(resp, what)
         except DriverError:
             self._counters["read_errors"] += 1
             raise
-        data = resp.bits if req.table in BIT_TABLES else resp.registers
-        if len(data) < req.count:
-            self._counters["read_errors"] += 1
-            raise DeviceUnavailable(f"{what}: short answer ({len(data)} values)")
-        return data
+
+    def _decoder(self, req: ReadRequest) -> Any:
+        hit = self._decoders.get(id(req))
+        if hit is not None and hit[0] is req:
+            return hit[1]
+        s = self.settings
+        pts = [
+            (pp.type, pp.address - req.address, s.points[pp.key].scale, s.points[pp.key].offset)
+            for pp in req.points
+        ]
+        dec = block_decoder(
+            pts, req.count, word_order=s.profile.word_order, byte_order=s.profile.byte_order
+        )
+        if len(self._decoders) >= 256:  # one-off reads (command read-back) must not pile up
+            self._decoders.clear()
+        self._decoders[id(req)] = (req, dec)
+        return dec
 
     def _decode(self, req: ReadRequest, data: list, ts: int) -> list[TelemetryRow]:
         s = self.settings
         kind = s.profile.kind
+        dev = self.device.id
+        if req.table not in BIT_TABLES:
+            try:
+                values = self._decoder(req)(data)
+            except CodecError:
+                pass  # decode point by point below, to count and null only the bad ones
+            else:
+                return [TelemetryRow(dev, kind, ts, pp.key, v) for pp, v in zip(req.points, values)]
         rows = []
         for pp in req.points:
             point = s.points[pp.key]
@@ -172,9 +197,7 @@ class ModbusDriver:
         what = f"{self.device.id} write {key}"
         self._counters["writes"] += 1
         if point.table == "coil":
-            resp = await bus.call(
-                "write_coil", self.device.timeout_s, point.address, bool(value), device_id=unit
-            )
+            pdu = write_pdu("coil", point.address or 0, bool(value))
         elif point.table == "holding":
             try:
                 regs = encode_value(
@@ -187,12 +210,10 @@ class ModbusDriver:
                 )
             except CodecError as exc:
                 raise WriteRejected(f"{what}: {exc}") from None
-            resp = await bus.call(
-                "write_registers", self.device.timeout_s, point.address, regs, device_id=unit
-            )
+            pdu = write_pdu("holding", point.address or 0, regs)
         else:
             raise WriteRejected(f"{what}: table {point.table} is read-only")
-        check(resp, what, writing=True)
+        await bus.write(pdu, unit, self.device.timeout_s, what)
 
     async def read_point(self, key: str) -> float | None:
         """Read one point on its own (for command read-back)."""
@@ -219,5 +240,5 @@ class ModbusDriver:
     async def close(self) -> None:
         """Leave the shared connection (closing it with the last user)."""
         if self._bus is not None:
-            release(self.settings, self._bus)
+            release(self._bus)
             self._bus = None

@@ -1,7 +1,8 @@
-"""MQTT tracker driver: its own paho client subscribed to the tracker's topic.
+"""MQTT tracker driver: the tracker's topic on the agent's shared MQTT connection.
 
-Fixes are decoded in paho's network thread and kept in a bounded deque (oldest dropped
-first, counted) that read() drains; the supervisor polls it like any other device.
+Fixes are decoded in paho's network thread (``hub.TrackerHub`` routes them by topic) and
+kept in a bounded deque (oldest dropped first, counted) that read() drains; the
+supervisor polls it like any other device.
 """
 
 from __future__ import annotations
@@ -12,13 +13,11 @@ import threading
 from collections import deque
 from typing import Any
 
-import paho.mqtt.client as mqtt
-
 from contracts.commands import CommandAction
 from contracts.config import BrokerConfig, DeviceConfig
-from contracts.mqtt import make_client
 from contracts.telemetry import TelemetryRow
 from drivers.base import DeviceTimeout, DeviceUnavailable, WriteRejected
+from drivers.mqtt_tracker import hub as hubs
 from drivers.mqtt_tracker.codec import FixError, decode_fix
 from drivers.mqtt_tracker.config import settings_for
 
@@ -38,8 +37,8 @@ class MqttTrackerDriver:
         self.settings = settings_for(device)
         self._rows: deque[list[TelemetryRow]] = deque()
         self._lock = threading.Lock()
-        self._client: mqtt.Client | None = None
-        self._connected = threading.Event()
+        self._hub: hubs.TrackerHub | None = None
+        self._ready = asyncio.Event()
         self._counters = {"fixes": 0, "bad_fixes": 0, "dropped_fixes": 0}
         self.last_error = ""
 
@@ -48,17 +47,9 @@ class MqttTrackerDriver:
         with self._lock:
             return dict(self._counters)
 
-    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
-        if not rc.is_failure:
-            client.subscribe(self.settings.topic, qos=1)
-            self._connected.set()
-
-    def _on_disconnect(self, *_args: Any) -> None:
-        self._connected.clear()
-
-    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+    def _on_payload(self, payload: bytes) -> None:
         try:
-            rows = decode_fix(msg.payload, self.settings.profile, self.device.id, self.device.kind)
+            rows = decode_fix(payload, self.settings.profile, self.device.id, self.device.kind)
         except FixError as exc:
             with self._lock:
                 self._counters["bad_fixes"] += 1
@@ -73,37 +64,25 @@ class MqttTrackerDriver:
             self._rows.append(rows)
 
     async def connect(self) -> None:
-        """Connect to the broker and subscribe; paho reconnects by itself afterwards."""
-        if self._client is not None:
-            if self._connected.is_set():
-                return
-            await self.close()
-        client = make_client(self.broker, f"rg-trk-{self.device.id}")
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        try:
-            client.connect_async(
-                self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s
-            )
-        except (OSError, ValueError) as exc:
-            raise DeviceUnavailable(f"{self.device.id}: broker {self.broker.url}: {exc}") from None
-        client.loop_start()
-        self._client = client
-        ok = await asyncio.to_thread(self._connected.wait, self.device.timeout_s)
-        if not ok:
+        """Attach the topic to the agent's shared MQTT connection; wait until it is up."""
+        if self._hub is None:
+            self._hub = hubs.acquire(self.broker)
+            self._ready = self._hub.attach(self.settings.topic, self._on_payload)
+        try:  # subscribed (SUBACK), not merely connected: nothing sent after is missed
+            await asyncio.wait_for(self._ready.wait(), self.device.timeout_s)
+        except TimeoutError:
             raise DeviceTimeout(
                 f"{self.device.id}: broker {self.broker.url} not reached in {self.device.timeout_s} s"
-            )
+            ) from None
 
     async def read(self) -> list[TelemetryRow]:
         """Drain the fixes received since the last read."""
-        if self._client is None:
+        if self._hub is None:
             raise DeviceUnavailable(f"{self.device.id}: not connected")
         with self._lock:
             batches = list(self._rows)
             self._rows.clear()
-        if not batches and not self._connected.is_set():
+        if not batches and not self._hub.connected.is_set():
             raise DeviceUnavailable(f"{self.device.id}: broker connection lost")
         return [r for rows in batches for r in rows]
 
@@ -116,9 +95,8 @@ class MqttTrackerDriver:
         raise WriteRejected(f"{self.device.id}: action {action} not supported")
 
     async def close(self) -> None:
-        """Disconnect and stop paho's thread; safe to call twice."""
-        client, self._client = self._client, None
-        if client is not None:
-            client.disconnect()
-            await asyncio.to_thread(client.loop_stop)
-            self._connected.clear()
+        """Detach from the shared connection (stopped with its last tracker); safe twice."""
+        hub, self._hub = self._hub, None
+        if hub is not None:
+            hub.detach(self.settings.topic, self._on_payload)
+            await hubs.release(hub)

@@ -1,16 +1,18 @@
 """OPC-UA driver on asyncua: a subscription per device (polling as fallback), methods.
 
-Subscription mode (default): connect() opens a session and creates one subscription with
-a monitored item per profile point; the server pushes changes, and read() hands over
-what arrived since the last call. A node the server refuses (unknown, no access) is
-left out and counted in ``bad_nodes`` instead of failing the subscription. A server that
-refuses subscriptions altogether is polled instead (``fallbacks``).
+Subscription mode (default): connect() joins the session to the device's server (one
+session per server, shared by its devices: ``session``) and creates the device's own
+subscription with a monitored item per profile point; the server pushes changes, and
+read() hands over what arrived since the last call. A node the server refuses (unknown,
+no access) is left out and counted in ``bad_nodes`` instead of failing the subscription.
+A server that refuses subscriptions altogether is polled instead (``fallbacks``).
 
 The session is watched: asyncua's watchdog probes the server every second and reports a
 lost connection, and the subscription must publish (data or keep-alive) at least every
-1.5 × keepalive_count × publishing interval. When either fails, read() raises
-DeviceUnavailable; the agent's DeviceSupervisor then closes the driver and calls
-connect() again with exponential backoff and jitter, which recreates the subscription.
+1.5 × keepalive_count × publishing interval. When either fails, or another device has
+meanwhile opened a new session, read() raises DeviceUnavailable; the agent's
+DeviceSupervisor then closes the driver and calls connect() again with exponential
+backoff and jitter, which recreates the subscription.
 """
 
 from __future__ import annotations
@@ -32,10 +34,10 @@ from drivers.base import (
     WriteRejected,
     switch_params,
 )
+from drivers.opcua import session as sessions
 from drivers.opcua.codec import is_good, node_string, to_float
 from drivers.opcua.config import settings_for
-from drivers.opcua.monitor import ChangeQueue, item_requests, subscription_parameters
-from drivers.opcua.security import apply_security
+from drivers.opcua.monitor import ChangeQueue, item_requests
 
 __all__ = ["OpcUaDriver", "MAX_QUEUED_ROWS"]
 
@@ -84,7 +86,9 @@ class OpcUaDriver:
         }
         self._queue: ChangeQueue | None = None
         self._sub: Any = None
-        self._lost: str | None = None
+        self._session: sessions.SharedSession | None = None
+        self._generation = 0
+        self._items: tuple[list[int], list[int]] = ([], [])  # client / server handles
         self._totals = {"changes": 0, "bad_values": 0, "dropped": 0}
         self.bad_keys: dict[str, str] = {}  # point key -> status the server gave its node
 
@@ -102,27 +106,23 @@ class OpcUaDriver:
         return self._sub is not None
 
     async def connect(self) -> None:
-        """Open a session and resolve the namespace index and node ids."""
+        """Join the server's session and resolve the namespace index and node ids."""
         await self.close()
         s = self.settings
-        client = Client(s.endpoint, timeout=s.timeout_s, watchdog_intervall=1.0)
-        client.connection_lost_callback = self._on_lost
+        session = sessions.acquire(s)
         try:
-            await asyncio.wait_for(apply_security(client, s.security), s.timeout_s * 2)
-            await asyncio.wait_for(client.connect(), s.timeout_s * 2)
-            self._ns = await client.get_namespace_index(s.namespace)
-        except ValueError:
-            await _quiet_close(client)
-            raise BadConfig(
-                f"{self.device.id}: server has no namespace {self.settings.namespace!r}"
-            ) from None
+            client = await session.ensure()
+            self._ns = await session.namespace_index(s.namespace)
         except BaseException as exc:
-            await _quiet_close(client)
+            await sessions.release(session)
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            raise _translate(exc, f"{self.device.id} connect {self.settings.endpoint}") from None
-        self._client = client
-        self._lost = None
+            if isinstance(exc, ValueError):
+                raise BadConfig(
+                    f"{self.device.id}: server has no namespace {s.namespace!r}"
+                ) from None
+            raise _translate(exc, f"{self.device.id} connect {s.endpoint}") from None
+        self._client, self._session, self._generation = client, session, session.generation
         self._counters["sessions"] += 1
         self._nodes = [client.get_node(node_string(self._ns, s.prefix, p.node)) for p in s.points]
         self._by_key = dict(zip((p.key for p in s.points), self._nodes))
@@ -140,32 +140,46 @@ class OpcUaDriver:
                     raise
                 raise _translate(exc, f"{self.device.id} subscribe") from None
 
-    async def _on_lost(self, exc: Exception) -> None:
-        # Called by asyncua's watchdog task; read() turns it into DeviceUnavailable.
-        self._lost = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
     async def _subscribe(self, client: Client) -> None:
         s = self.settings
-        nids = [n.nodeid for n in self._nodes]
+        session = self._session
+        assert session is not None
+        shared = await session.subscription(s)
+        first = shared.handles(len(s.points))
+        handles = list(range(first, first + len(s.points)))
         queue = ChangeQueue(
-            self.device.id, s.profile.kind, dict(zip(nids, s.points)), MAX_QUEUED_ROWS
+            self.device.id, s.profile.kind, dict(zip(handles, s.points)), MAX_QUEUED_ROWS
         )
-        sub = await client.create_subscription(subscription_parameters(s), queue)
-        results = await sub.create_monitored_items(item_requests(s, nids))
+        try:
+            results = await shared.add(
+                queue, item_requests(s, [n.nodeid for n in self._nodes], first)
+            )
+        except BaseException:
+            await session.leave(shared)
+            raise
         self.bad_keys = {}
+        server_handles = []
         for point, res in zip(s.points, results):
             if isinstance(res, ua.StatusCode):
                 # Isolate the node: the other items of the subscription keep working.
                 self.bad_keys[point.key] = res.name
+            else:
+                server_handles.append(res)
         self._counters["bad_nodes"] += len(self.bad_keys)
         self._counters["monitored_items"] = len(s.points) - len(self.bad_keys)
         self._counters["subscriptions"] += 1
-        self._sub, self._queue = sub, queue
+        self._sub, self._queue = shared, queue
+        self._items = (handles, server_handles)
 
     def _check_session(self) -> None:
         """DeviceUnavailable when the watchdog lost the server or publishing stopped."""
         s = self.settings
-        reason = self._lost
+        session = self._session
+        reason = None
+        if session is not None and session.lost is not None:
+            reason = session.lost
+        elif session is not None and session.generation != self._generation:
+            reason = "the server's session was reopened"
         if reason is None and self._queue is not None and self._queue.status is not None:
             reason = f"subscription ended by the server: {self._queue.status.name}"
         if reason is None and self._sub is not None:
@@ -269,19 +283,25 @@ class OpcUaDriver:
         return {} if value is None else {key: value}
 
     async def close(self) -> None:
-        """End the session; safe to call twice."""
+        """Drop the subscription and leave the shared session; safe to call twice."""
         client, self._client = self._client, None
-        queue, self._queue, self._sub = self._queue, None, None
+        session, self._session = self._session, None
+        queue, self._queue = self._queue, None
+        sub, self._sub = self._sub, None
         if queue is not None:
             for k in self._totals:
                 self._totals[k] += queue.counters[k]
-        if client is not None:
-            await _quiet_close(client)
-
-
-async def _quiet_close(client: Client) -> None:
-    # Disconnecting a dead session fails by nature; the socket is gone either way.
-    try:
-        await asyncio.wait_for(client.disconnect(), 2.0)
-    except Exception:
-        pass
+        if sub is not None and queue is not None and session is not None:
+            handles, server_handles = self._items
+            if session.client is client and session.lost is None:
+                try:  # the subscription lives on for the server's other devices
+                    await asyncio.wait_for(
+                        sub.remove(queue, handles, server_handles), self.settings.timeout_s
+                    )
+                except Exception:
+                    sub.forget(queue, handles)  # a dead session took the items with it
+            else:
+                sub.forget(queue, handles)
+            await session.leave(sub)
+        if session is not None:
+            await sessions.release(session)

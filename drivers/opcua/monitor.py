@@ -1,8 +1,9 @@
 """OPC-UA subscription side of the driver: monitored-item requests and the change queue.
 
 The server pushes data changes (and keep-alives when nothing changes) to the client's
-publish loop; ``ChangeQueue`` turns each change into a TelemetryRow and holds it until
-the agent's next ``read()`` drains it. The queue is bounded: when the agent falls
+publish loop; ``shared.SharedSubscription`` routes each change by its client handle to
+the device's ``ChangeQueue``, which turns it into a TelemetryRow and holds it until the
+agent's next ``read()`` drains it. The queue is bounded: when the agent falls
 behind, the oldest rows are dropped and counted.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 import time
 from collections import deque
 from datetime import datetime
-from typing import Any
 
 from asyncua import ua
 
@@ -83,23 +83,22 @@ def _ts_ns(dv: ua.DataValue) -> int:
 
 
 class ChangeQueue:
-    """Subscription handler: data changes of one device as rows, bounded, drained by read()."""
+    """Data changes of one device as rows, bounded (oldest dropped, counted), drained by read()."""
 
-    def __init__(self, device_id: str, kind: str, points: dict[ua.NodeId, Point], maxlen: int):
+    def __init__(self, device_id: str, kind: str, points: dict[int, Point], maxlen: int):
         self.device_id = device_id
         self.kind = kind
-        self.points = points
+        self.points = points  # client handle of the monitored item -> point
         self._rows: deque[TelemetryRow] = deque()
         self.maxlen = maxlen
         self.counters = {"changes": 0, "bad_values": 0, "dropped": 0}
         self.status: ua.StatusCode | None = None  # set when the server ends the subscription
 
-    def datachange_notification(self, node: Any, val: Any, data: Any) -> None:
-        """Called by asyncua for every changed monitored item."""
-        point = self.points.get(node.nodeid)
+    def change(self, handle: int, dv: ua.DataValue) -> None:
+        """One changed monitored item of this device."""
+        point = self.points.get(handle)
         if point is None:
             return
-        dv: ua.DataValue = data.monitored_item.Value
         value = None
         if dv.StatusCode is None or is_good(dv.StatusCode.value):
             value = to_float(
@@ -113,9 +112,9 @@ class ChangeQueue:
             self.counters["dropped"] += 1
         self._rows.append(TelemetryRow(self.device_id, self.kind, _ts_ns(dv), point.key, value))
 
-    def status_change_notification(self, status: ua.StatusChangeNotification) -> None:
+    def status_change(self, status: ua.StatusCode) -> None:
         """The server ended or timed out the subscription (BadTimeout, BadShutdown, ...)."""
-        self.status = status.Status
+        self.status = status
 
     def drain(self) -> list[TelemetryRow]:
         """Every queued row, oldest first."""

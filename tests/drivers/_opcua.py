@@ -26,17 +26,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cabinets() -> list[CabinetModel]:
-    """The OPC-UA cabinets of the tiny inventory."""
-    city = SimulatedCity(build_inventory("tiny"), clock_start="21:00")
+def cabinets(size: str = "tiny") -> list[CabinetModel]:
+    """The OPC-UA cabinets of an inventory (tiny: 2, district: 10)."""
+    city = SimulatedCity(build_inventory(size), clock_start="21:00")
     return [c for c in city.cabinets.values() if load_profile(c.cab.profile).protocol == "opcua"]
 
 
 class CabinetServer:
     """The simulator's OPC-UA server plus a task pushing a changing value every 0.1 s."""
 
-    def __init__(self, security: ServerSecurity | None = None, port: int | None = None):
-        self.models = cabinets()
+    def __init__(
+        self, security: ServerSecurity | None = None, port: int | None = None, size: str = "tiny"
+    ):
+        self.models = cabinets(size)
         self.port = port or free_port()
         self.security = security
         self.server: OpcUaCabinetServer | None = None

@@ -34,17 +34,22 @@ class Watcher:
         self.avail: dict[str, dict[str, Any]] = {}
         self.status: list[bytes] = []
         self._lock = threading.Lock()
+        self.subscribed = threading.Event()  # SUBACK received (cleared on a lost connection)
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         self.client.on_message = self._on_message
-        self.client.on_connect = lambda c, *a: [
-            c.subscribe(t, 1)
-            for t in (
-                topics.telemetry_filter(),
-                topics.command_ack_filter(),
-                topics.availability_filter(),
-                topics.agent_status(AGENT),
-            )
-        ]
+        self.client.on_connect = lambda c, *a: c.subscribe(
+            [
+                (t, 1)
+                for t in (
+                    topics.telemetry_filter(),
+                    topics.command_ack_filter(),
+                    topics.availability_filter(),
+                    topics.agent_status(AGENT),
+                )
+            ]
+        )
+        self.client.on_subscribe = lambda *a: self.subscribed.set()
+        self.client.on_disconnect = lambda *a: self.subscribed.clear()
         self.client.reconnect_delay_set(0.2, 1)
         self.client.connect(broker.host, broker.port)
         self.client.loop_start()
@@ -70,6 +75,11 @@ class Watcher:
                         out.setdefault(r.device_id, set()).add(r.field)
             return out
 
+    def unique(self) -> list[TelemetryBatch]:
+        """The batches received, each once (QoS 1 may deliver twice), in seq order."""
+        with self._lock:
+            return sorted({b.seq: b for b in self.batches}.values(), key=lambda b: b.seq)
+
     def states(self, command_id: str) -> list[CommandState]:
         with self._lock:
             return [a.state for a in self.acks if a.command_id == command_id]
@@ -93,7 +103,13 @@ async def until(cond: Callable[[], Any], timeout_s: float, what: str) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _run(broker: BrokerConfig, tmp_path, body: Callable[..., Any], **batch: Any) -> None:
+def _run(
+    broker: BrokerConfig,
+    tmp_path,
+    body: Callable[..., Any],
+    agent_url: str | None = None,  # the agent's way to the broker (e.g. through a relay)
+    **batch: Any,
+) -> None:
     async def main() -> None:
         inventory = build_inventory("tiny")
         city = SimulatedCity(inventory, mqtt=broker, tracker_interval_s=0.5)
@@ -105,7 +121,7 @@ def _run(broker: BrokerConfig, tmp_path, body: Callable[..., Any], **batch: Any)
         cfg = parse_config(
             {
                 "var_dir": str(tmp_path),
-                "broker": {"url": broker.url},
+                "broker": {"url": agent_url or broker.url},
                 "agents": [
                     {
                         "id": AGENT,
@@ -265,9 +281,14 @@ def test_bad_commands_are_rejected_or_expired(mqtt_broker, tmp_path):
 
 
 def test_broker_outage_buffers_on_disk_and_replays_in_order(mosquitto, mqtt_broker, tmp_path):
+    from tests.edge_agent.relay import TcpRelay
+
+    relay = TcpRelay(mosquitto.port).open()  # so the watcher is back before the agent
+
     async def body(agent, city, watcher, devices):
         await until(lambda: agent.metrics()["batches_published"] >= 2, 15, "first batches")
-        mosquitto.stop()
+        relay.close()
+        await asyncio.to_thread(mosquitto.stop)
         await until(
             lambda: agent.metrics()["batches_buffered"] >= 5, 20, "batches buffered while down"
         )
@@ -275,6 +296,8 @@ def test_broker_outage_buffers_on_disk_and_replays_in_order(mosquitto, mqtt_brok
         assert depth_down >= 5
         before = len(watcher.batches)
         await asyncio.to_thread(mosquitto.start)
+        await until(watcher.subscribed.is_set, 30, "watcher resubscribed")
+        relay.open()
         await until(
             lambda: (
                 agent.metrics()["batches_replayed"] >= agent.metrics()["batches_buffered"] >= 5
@@ -293,7 +316,10 @@ def test_broker_outage_buffers_on_disk_and_replays_in_order(mosquitto, mqtt_brok
         m = agent.metrics()
         assert m["batches_dropped"] == 0 and m["broker_disconnects"] >= 1
 
-    _run(mqtt_broker, tmp_path, body, max_delay_s=0.1)
+    try:
+        _run(mqtt_broker, tmp_path, body, f"mqtt://127.0.0.1:{relay.port}", max_delay_s=0.1)
+    finally:
+        relay.close()
 
 
 def test_device_outage_goes_offline_and_recovers_while_others_keep_polling(mqtt_broker, tmp_path):

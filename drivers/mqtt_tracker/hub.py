@@ -1,0 +1,158 @@
+"""One MQTT connection for all the trackers of an agent, routing fixes by topic.
+
+A client per tracker costs a TCP connection, a broker session and a network thread
+each: at city scale (10,000+ trucks on one agent) that is 10,000 threads. The hub holds
+one paho client per broker and event loop; each driver attaches its topic and gets the
+messages of that topic handed to it (in paho's thread; the driver keeps its own bounded
+buffer). The last driver to detach stops the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from contracts.config import BrokerConfig
+from contracts.mqtt import make_client
+
+__all__ = ["TrackerHub", "acquire", "release"]
+
+log = logging.getLogger(__name__)
+_SUBSCRIBE_CHUNK = 500  # topics per SUBSCRIBE packet when (re)connecting
+
+Handler = Callable[[bytes], None]
+
+
+class TrackerHub:
+    """A shared paho client: topic -> handler, resubscribed on every reconnect."""
+
+    def __init__(self, broker: BrokerConfig, loop: asyncio.AbstractEventLoop):
+        self.broker = broker
+        self.users = 0
+        self._loop = loop
+        self._routes: dict[str, Handler] = {}
+        self._ready: dict[str, asyncio.Event] = {}  # set once the broker acked the topic
+        self._pending: dict[int, list[str]] = {}  # SUBSCRIBE mid -> its topics
+        self._lock = threading.Lock()
+        self._up = False  # paho's view of the session, under the lock (see attach)
+        self.connected = asyncio.Event()  # set on the event loop
+        self.unrouted = 0
+        self._client: mqtt.Client | None = None
+
+    def _soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        if not self._loop.is_closed():  # paho's thread may outlive a test's loop
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def _subscribe(self, client: mqtt.Client, topics: list[str]) -> None:
+        # called under the lock: the SUBACK must find its mid registered
+        _rc, mid = client.subscribe([(t, 1) for t in topics])
+        self._pending[mid] = topics
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
+        if rc.is_failure:
+            log.warning("broker %s refused the tracker hub: %s", self.broker.url, rc)
+            return
+        with self._lock:  # a topic attached from now on subscribes itself (attach)
+            self._up = True
+            topics = list(self._routes)
+            for i in range(0, len(topics), _SUBSCRIBE_CHUNK):
+                self._subscribe(client, topics[i : i + _SUBSCRIBE_CHUNK])
+        self._soon(self.connected.set)
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, mid: int, *_rest: Any) -> None:
+        with self._lock:
+            topics = self._pending.pop(mid, [])
+        self._soon(self._acked, topics)
+
+    def _acked(self, topics: list[str]) -> None:
+        for t in topics:
+            ev = self._ready.get(t)
+            if ev is not None:
+                ev.set()
+
+    def _on_disconnect(self, *_args: Any) -> None:
+        with self._lock:
+            self._up = False
+            self._pending.clear()
+        self._soon(self._lost)
+
+    def _lost(self) -> None:
+        self.connected.clear()
+        for ev in self._ready.values():
+            ev.clear()
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        handler = self._routes.get(msg.topic)
+        if handler is None:
+            self.unrouted += 1  # a tracker detached since the subscription
+            return
+        handler(msg.payload)
+
+    def attach(self, topic: str, handler: Handler) -> asyncio.Event:
+        """Route ``topic`` to ``handler``; the event is set once the broker acked it."""
+        ready = self._ready.setdefault(topic, asyncio.Event())
+        with self._lock:
+            self._routes[topic] = handler
+            if self._up and self._client is not None:
+                self._subscribe(self._client, [topic])
+        if self._client is None:
+            self._start()
+        return ready
+
+    def detach(self, topic: str, handler: Handler) -> None:
+        """Stop routing ``topic`` to ``handler``."""
+        with self._lock:
+            if self._routes.get(topic) == handler:  # bound methods: equal, not identical
+                del self._routes[topic]
+            else:
+                return
+            self._ready.pop(topic, None)
+            if self._up and self._client is not None:
+                self._client.unsubscribe(topic)
+
+    def _start(self) -> None:
+        client = make_client(self.broker, "rg-trk-hub")
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s)
+        client.loop_start()
+        self._client = client
+
+    async def stop(self) -> None:
+        """Disconnect and stop paho's thread."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.disconnect()
+            await asyncio.to_thread(client.loop_stop)
+        self._lost()
+
+
+_HUBS: dict[tuple[int, str, str | None], TrackerHub] = {}
+
+
+def acquire(broker: BrokerConfig) -> TrackerHub:
+    """The running loop's hub for this broker, with one more user."""
+    loop = asyncio.get_running_loop()
+    key = (id(loop), broker.url, broker.username)
+    hub = _HUBS.get(key)
+    if hub is None:
+        hub = _HUBS[key] = TrackerHub(broker, loop)
+    hub.users += 1
+    return hub
+
+
+async def release(hub: TrackerHub) -> None:
+    """One user less; the last one stops the hub."""
+    hub.users -= 1
+    if hub.users <= 0:
+        for k, v in list(_HUBS.items()):
+            if v is hub:
+                del _HUBS[k]
+        await hub.stop()
