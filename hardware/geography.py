@@ -223,13 +223,15 @@ def collection_points(
     out = []
     for k in range(count):
         road = streets[g + k % 2]
-        t = min(1.0, max(0.0, t0 + rng.uniform(-0.12, 0.12)))
-        lat = round(
-            road.start[0] + t * (road.end[0] - road.start[0]) + rng.uniform(-1, 1) * 2e-4, 6
-        )
-        lon = round(
-            road.start[1] + t * (road.end[1] - road.start[1]) + rng.uniform(-1, 1) * 2e-4, 6
-        )
+        lat = lon = 0.0
+        while district_at(lat, lon) is None:  # redrawn only off a sliver between districts
+            t = min(1.0, max(0.0, t0 + rng.uniform(-0.12, 0.12)))
+            lat = round(
+                road.start[0] + t * (road.end[0] - road.start[0]) + rng.uniform(-1, 1) * 2e-4, 6
+            )
+            lon = round(
+                road.start[1] + t * (road.end[1] - road.start[1]) + rng.uniform(-1, 1) * 2e-4, 6
+            )
         name = f"{road.name}{rng.randint(1, 399)}号{rng.choice(RESTAURANTS)}"
         n = first + k
         out.append(CollectionPoint(f"CP-{n:05d}", name, located(lat, lon), lat, lon, vehicle))

@@ -50,25 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--var-dir", default="var/demo", help="where the demo keeps its files (wiped at start)"
     )
 
-    s = sub.add_parser("simulate", help="the simulated devices alone (hardware in the loop)")
-    s.add_argument("--size", default="district", choices=["tiny", "district"])
-    s.add_argument("--seed", type=int, default=1)
-    s.add_argument(
-        "--mqtt-url", default="mqtt://127.0.0.1:1883", help="broker the trackers publish to"
-    )
-    s.add_argument("--scenario", help="fault scenario YAML")
-    s.add_argument(
-        "--hj212-listener",
-        metavar="HOST:PORT",
-        help="the agent's HJ 212 listener the monitors push to",
-    )
-    s.add_argument(
-        "--jt808-listener",
-        metavar="HOST:PORT",
-        help="the agent's JT/T 808 listener the trucks push to",
-    )
-    s.add_argument("--ground-truth", help="append injected faults as JSON lines to this file")
-    s.add_argument("--endpoints-json", help="write the served endpoints and device configs here")
+    from rongguan.simulate import add_parser as add_simulate
+
+    add_simulate(sub)
 
     for name, what in (
         ("agent", "an edge agent: polls its devices, publishes telemetry, executes commands"),

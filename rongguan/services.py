@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
-from pathlib import Path
 
-from contracts.config import BrokerConfig, ConfigError, DeploymentConfig, load_config
+from contracts.config import ConfigError, DeploymentConfig, load_config
 from rongguan.runner import run_until_signalled
 
 __all__ = ["run"]
@@ -25,7 +23,9 @@ def run(args: argparse.Namespace) -> int:
         run_until_signalled(lambda stop: serve_embedded(args.port, stop))
         return 0
     if args.command == "simulate":
-        run_until_signalled(lambda stop: _simulate(args, stop))
+        from rongguan.simulate import run as simulate
+
+        run_until_signalled(lambda stop: simulate(args, stop))
         return 0
     try:
         cfg = load_config(args.config)
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     if args.command == "agent":
-        return _agent(cfg, args.agent)
+        return _agent(cfg, args.agent, args.config)
     if args.command == "ingest":
         run_until_signalled(
             lambda stop: _ingest(cfg, args.partition, not args.no_rules, True, stop)
@@ -53,48 +53,7 @@ def run(args: argparse.Namespace) -> int:
     raise AssertionError(args.command)
 
 
-async def _simulate(args: argparse.Namespace, stop: asyncio.Event) -> None:
-    from hardware.inventory import build_inventory
-    from hardware.sim.city import SimulatedCity
-    from hardware.sim.deployment import agent_devices, geofences
-
-    listeners = {}
-    for proto in ("hj212", "jt808"):
-        spec = getattr(args, f"{proto}_listener")
-        if spec:
-            host, _, port = spec.rpartition(":")
-            listeners[proto] = (host or "127.0.0.1", int(port))
-    inventory = build_inventory(args.size, args.seed, push_devices=bool(listeners))
-    city = SimulatedCity(
-        inventory,
-        mqtt=BrokerConfig(url=args.mqtt_url),
-        scenario=args.scenario,
-        ground_truth=args.ground_truth,
-        agent_listeners=listeners or None,
-    )
-    endpoints = await city.start()
-    doc = {
-        "endpoints": endpoints,
-        "devices": agent_devices(inventory, endpoints),
-        "geofences": geofences(inventory),
-    }
-    text = json.dumps(doc, ensure_ascii=False, indent=2)
-    if args.endpoints_json:
-        tmp = Path(args.endpoints_json).with_suffix(".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(args.endpoints_json)  # readers never see half a file
-    else:
-        print(text, flush=True)
-    log.info(
-        "simulated city (%s, seed %d) serving %d devices", args.size, args.seed, len(doc["devices"])
-    )
-    try:
-        await stop.wait()
-    finally:
-        await city.stop()
-
-
-def _agent(cfg: DeploymentConfig, agent_id: str | None) -> int:
+def _agent(cfg: DeploymentConfig, agent_id: str | None, config_path: str) -> int:
     from edge_agent import EdgeAgent
 
     if agent_id is None:
@@ -107,7 +66,10 @@ def _agent(cfg: DeploymentConfig, agent_id: str | None) -> int:
     except KeyError as exc:
         print(exc.args[0], file=sys.stderr)
         return 2
-    agent = EdgeAgent(cfg, agent_id, metrics_port=cfg.agent(agent_id).metrics_port)
+    # SIGHUP re-reads config_path and applies it without a restart
+    agent = EdgeAgent(
+        cfg, agent_id, metrics_port=cfg.agent(agent_id).metrics_port, config_path=config_path
+    )
     run_until_signalled(agent.run)
     return 0
 

@@ -22,7 +22,10 @@ def agent_devices(inventory: Inventory, endpoints: dict[str, Any]) -> list[dict[
         """Kind, profile, name, location and attributes an operator knows the device by."""
         if dev_id in cabinets:
             cab = cabinets[dev_id]
-            attrs = {"road": cab.road, "road_class": cab.road_class, "district": cab.district}
+            # the asset register: what relative rules (lighting.lamp_failure) expect of a circuit
+            attrs = {"road": cab.road, "road_class": cab.road_class, "district": cab.district,
+                     "lamps_per_circuit": ",".join(str(n) for n in cab.lamps_per_circuit),
+                     "lamp_watts": f"{cab.lamp_watts:g}"}  # fmt: skip
             return {"kind": "lighting_cabinet", "profile": cab.profile, "name": cab.name,
                     "interval_s": _LIGHTING_INTERVAL_S,
                     "location": {"lat": cab.lat, "lon": cab.lon}, "attrs": attrs}  # fmt: skip

@@ -3,14 +3,14 @@
 PM10 follows a diurnal baseline (night-time inversions high, afternoon mixing low) plus
 construction activity in working hours and AR(1) noise; PM2.5 and TSP follow PM10 with
 slowly wandering ratios, so PM2.5 < PM10 < TSP holds unless a fault breaks it. Values are
-canonical (µg/m³, dB(A), m/s, °, °C, %RH); the protocol servers convert units.
+canonical (µg/m³, dB(A), m/s, °, °C, %RH); the protocol servers convert units. Every time
+argument is simulated epoch seconds (see :mod:`hardware.sim.clock`).
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from contracts.astro import CST
@@ -37,7 +37,6 @@ class DustModel:
         self.faults: list[Fault] = []
         self.values: dict[str, float] = {}
         self._frozen: dict[str, float] | None = None
-        self.clock: Callable[[float], float] = lambda t: t  # wall -> simulated epoch seconds
 
     def step(self, now: float) -> None:
         """Advance every quantity to ``now``."""
@@ -48,7 +47,7 @@ class DustModel:
             return
         self._frozen = None
         rng = self.rng
-        local = datetime.fromtimestamp(self.clock(now), UTC).astimezone(CST)
+        local = datetime.fromtimestamp(now, UTC).astimezone(CST)
         h = local.hour + local.minute / 60
         working = 7 <= h < 19
         diurnal = 1 + 0.2 * math.cos(2 * math.pi * (h - 3) / 24)

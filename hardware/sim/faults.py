@@ -1,25 +1,29 @@
 """Faults the simulated city can suffer: validation, scenario timelines and ground truth.
 
 A fault is a dict ``{"kind": ..., "device": ..., <parameters>}``. A scenario file is YAML
-with ``faults: [{at_s: 5, kind: door_open, device: LC-0002}, ...]``, ``at_s`` counted
-from the moment the city starts; an optional ``clock: {start: "20:30", scale: 1}`` makes
-the simulated clock start at that local time (so a daytime demo can show a night).
-Every injected fault is appended to the ground-truth file as one JSON line
-``{"ts_ns", "kind", "device", ...}`` so detection can be scored.
+with ``faults: [{at_s: 5, kind: door_open, device: LC-0002}, ...]``, ``at_s`` and
+``duration_s`` in simulated seconds from the moment the city starts. An optional
+``clock: {start: "20:30", scale: 60, stamps: sim}`` sets the simulated clock (see
+:mod:`hardware.sim.clock`): where it starts (``HH:MM`` today or an ISO date-time, China
+time), how fast it runs, and which time the devices stamp. Every injected fault is
+appended to the ground-truth file as one JSON line ``{"ts_ns", "kind", "device", ...}``
+with times on the clock's stamps, so detection can be scored.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from contracts.astro import CST
 from contracts.faults import FAULT_RULES
+from hardware.sim.clock import MAX_SPEED, ClockError, SimClock, parse_start
 
 __all__ = [
     "FAULT_KINDS",
@@ -32,6 +36,7 @@ __all__ = [
     "Scenario",
     "load_scenario",
     "GroundTruth",
+    "truth_line",
 ]
 
 # kind -> (device kinds it applies to, default parameters)
@@ -79,7 +84,8 @@ class FaultError(ValueError):
 
 @dataclass
 class Fault:
-    """An active fault on one device, from ``start`` (epoch s) until ``until`` (None: forever)."""
+    """An active fault on one device, from ``start`` until ``until`` (simulated epoch s;
+    None: forever)."""
 
     kind: str
     device: str
@@ -145,11 +151,12 @@ def subject_of(fault: dict[str, Any]) -> str:
 
 @dataclass
 class Scenario:
-    """A fault timeline, and optionally the local time of day the simulated clock starts at."""
+    """A fault timeline, and optionally the simulated clock's start, speed and stamps."""
 
     faults: list[tuple[float, dict[str, Any]]]
-    clock_start: str | None = None  # "HH:MM" China Standard Time, today
+    clock_start: str | None = None  # "HH:MM" China Standard Time today, or ISO date-time
     time_scale: float = 1.0
+    stamps: str | None = None  # "sim" | "wall"; None: the clock's default
 
 
 def load_scenario(path: str | Path, device_kinds: dict[str, str]) -> Scenario:
@@ -163,13 +170,24 @@ def load_scenario(path: str | Path, device_kinds: dict[str, str]) -> Scenario:
     if not isinstance(entries, list):
         raise FaultError(f"{source}: expected a mapping with a 'faults' list")
     clock = data.get("clock") or {}
-    start, scale = clock.get("start"), clock.get("scale", 1.0)
+    if not isinstance(clock, dict):
+        raise FaultError(f"{source}: clock must be a mapping like {{start: '20:30', scale: 1}}")
+    start, scale = clock.get("start"), clock.get("scale", clock.get("speed", 1.0))
     if isinstance(start, int) and not isinstance(start, bool):
         start = f"{start // 60:02d}:{start % 60:02d}"  # YAML 1.1 reads unquoted 20:30 as 1230
-    if start is not None and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", str(start)):
-        raise FaultError(f"{source}: clock.start must be HH:MM, got {start!r}")
-    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 0 < scale <= 3600:
-        raise FaultError(f"{source}: clock.scale must be a number in (0, 3600], got {scale!r}")
+    elif start is not None and not isinstance(start, str):
+        start = start.isoformat() if hasattr(start, "isoformat") else start  # YAML timestamps
+    try:
+        parse_start(start, time.time())
+    except ClockError as exc:
+        raise FaultError(f"{source}: clock.start: {exc}") from None
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 0 < scale <= MAX_SPEED:
+        raise FaultError(
+            f"{source}: clock.scale must be a number in (0, {MAX_SPEED:g}], got {scale!r}"
+        )
+    stamps = clock.get("stamps")
+    if stamps not in (None, "sim", "wall"):
+        raise FaultError(f"{source}: clock.stamps must be 'sim' or 'wall', got {stamps!r}")
     timeline, errors = [], []
     for i, entry in enumerate(entries):
         try:
@@ -182,7 +200,10 @@ def load_scenario(path: str | Path, device_kinds: dict[str, str]) -> Scenario:
     if errors:
         raise FaultError("\n".join(errors))
     return Scenario(
-        sorted(timeline, key=lambda p: p[0]), None if start is None else str(start), float(scale)
+        sorted(timeline, key=lambda p: p[0]),
+        None if start is None else str(start),
+        float(scale),
+        stamps,
     )
 
 
@@ -196,9 +217,9 @@ class GroundTruth:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def record(self, fault: dict[str, Any], ts_ns: int | None = None) -> dict[str, Any]:
-        """Write one ground-truth line and return it."""
+        """Write one ground-truth line and return it (``ts_ns``: the line's own, or now)."""
         line = {
-            "ts_ns": time.time_ns() if ts_ns is None else ts_ns,
+            "ts_ns": fault.get("ts_ns", time.time_ns()) if ts_ns is None else ts_ns,
             "kind": fault.get("kind"),
             "device": fault.get("device"),
             **fault,
@@ -208,3 +229,34 @@ class GroundTruth:
                 f.write(json.dumps(line, ensure_ascii=False) + "\n")
         self.written += 1
         return line
+
+
+def _iso(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, CST).isoformat(timespec="milliseconds")
+
+
+def truth_line(
+    fault: dict[str, Any], clock: SimClock, start: float, end: float | None, protocol: str
+) -> dict[str, Any]:
+    """The ground-truth line of a fault applied at simulated ``start`` (until ``end``).
+
+    ``ts_ns``/``start_ns``/``end_ns`` are on the time base the telemetry carries (the
+    clock's stamps), so alarms can be scored against them; ``sim_start``/``sim_end`` are
+    simulated China time, ``wall_ns`` the moment it happened on this machine."""
+    start_ns = int(clock.stamp(start) * 1e9)
+    return {
+        "ts_ns": start_ns,
+        "kind": fault["kind"],
+        "device": fault["device"],
+        **fault,
+        "subject": subject_of(fault),
+        "family": RULE_FAMILY[fault["kind"]],
+        "start_ns": start_ns,
+        "end_ns": None if end is None else int(clock.stamp(end) * 1e9),
+        "sim_start": _iso(start),
+        "sim_end": None if end is None else _iso(end),
+        "wall_ns": int(clock.wall() * 1e9),
+        "time_scale": clock.speed,
+        "stamps": clock.stamps,
+        "protocol": protocol,
+    }

@@ -8,8 +8,8 @@ standard's own (init 0xFFFF, each byte folded into the *high* byte's position, p
 ``interval_s``, CN 2051 minute and CN 2061 hour frames with min/avg/max of the samples,
 one data flag per pollutant code, waits for the CN 9014 reply when it asks for one (Flag
 bit A) and retransmits, and reconnects with exponential backoff when the listener is down.
-Timestamps (QN, DataTime) are the device's wall clock; only the behaviour follows
-simulated time.
+Frames are made on the simulated clock (intervals in simulated seconds) and carry its
+stamps in QN and DataTime; reply timeouts and reconnect backoff are wall time.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 
 from contracts.astro import CST
 from hardware.profiles import load_profile
+from hardware.sim.clock import SimClock
 from hardware.sim.dust import DustModel
 
 __all__ = ["hj212_crc", "encode_frame", "data_segment", "decode_frame", "HJ212Device"]
@@ -98,8 +98,10 @@ class HJ212Device:
         want_reply: bool = True,
         is_offline: Callable[[str], bool] = lambda _: False,
         max_backlog: int = 256,
+        clock: SimClock | None = None,
     ):
         self.model = model
+        self.clock = clock if clock is not None else SimClock()
         self.mn = mn
         self.host, self.port = host, port
         self.interval_s, self.minute_s, self.hour_s = interval_s, minute_s, hour_s
@@ -110,6 +112,7 @@ class HJ212Device:
         self.rng = random.Random(f"hj212/{mn}")
         # Frames made while the link is down wait here (oldest dropped when full, counted).
         self.backlog: deque[bytes] = deque()
+        self._pending_frames = asyncio.Event()  # set while the backlog has frames
         self.max_backlog = max_backlog
         self.sent = self.acked = self.unacked = self.dropped = self.connects = 0
         self.frames = 0  # distinct frames sent (retransmissions not counted)
@@ -127,12 +130,12 @@ class HJ212Device:
         return f"{self._wire(key, value):.{digits}f}"
 
     def realtime_frame(self, now: float) -> bytes:
-        """A CN 2011 frame of the model's current values and flags."""
+        """A CN 2011 frame of the model's values and flags at simulated time ``now``."""
         values = self.model.state(now)
         flags = self.model.flags(now)
         for w in self._windows.values():
             w.append(values)
-        parts = [f"DataTime={datetime.fromtimestamp(now, CST):%Y%m%d%H%M%S}"]
+        parts = [f"DataTime={self._local(now):%Y%m%d%H%M%S}"]
         for p in self.points:
             parts.append(
                 f"{p.code}-Rtd={self._fmt(p.key, values[p.key])},{p.code}-Flag={flags[p.key]}"
@@ -145,7 +148,7 @@ class HJ212Device:
         if not samples:
             return None
         flags = self.model.flags(now)
-        parts = [f"DataTime={datetime.fromtimestamp(now, CST):%Y%m%d%H%M}00"]
+        parts = [f"DataTime={self._local(now):%Y%m%d%H%M}00"]
         for p in self.points:
             xs = [s[p.key] for s in samples]
             parts.append(
@@ -155,14 +158,22 @@ class HJ212Device:
             )
         return self._frame(cn, now, ";".join(parts))
 
+    def _local(self, now: float) -> datetime:
+        return datetime.fromtimestamp(self.clock.stamp(now), CST)
+
     def _frame(self, cn: str, now: float, cp: str) -> bytes:
-        return encode_frame(data_segment(_qn(now), cn, self.mn, self.flag, cp))
+        return encode_frame(data_segment(_qn(self.clock.stamp(now)), cn, self.mn, self.flag, cp))
+
+    def wake(self) -> None:
+        """Look at the device's state now (it may have gone off the network)."""
+        self._pending_frames.set()
 
     def _queue(self, frame: bytes) -> None:
         if len(self.backlog) >= self.max_backlog:
             self.backlog.popleft()
             self.dropped += 1
         self.backlog.append(frame)
+        self._pending_frames.set()
 
     # -- connection --------------------------------------------------------------
     async def run(self) -> None:
@@ -198,10 +209,13 @@ class HJ212Device:
             producer.cancel()
 
     async def _produce(self) -> None:
-        start = time.time()
-        next_rt, next_min, next_hour = start, start + self.minute_s, start + self.hour_s
+        clock = self.clock
+        start = clock.now()
+        # Monitors are not in step: each has its own phase within the interval.
+        next_rt = start + self.rng.uniform(0, self.interval_s)
+        next_min, next_hour = start + self.minute_s, start + self.hour_s
         while True:
-            now = time.time()
+            now = clock.now()
             if not self.is_offline(self.model.mon.id):  # an unpowered device makes no data
                 if now >= next_rt:
                     self._queue(self.realtime_frame(now))
@@ -213,14 +227,17 @@ class HJ212Device:
                 next_min += self.minute_s
             if now >= next_hour:
                 next_hour += self.hour_s
-            await asyncio.sleep(max(0.01, min(next_rt, next_min, next_hour) - time.time()))
+            # At least 10 ms: an overloaded loop catches up without spinning.
+            due = max(clock.wall_of(min(next_rt, next_min, next_hour)), clock.wall() + 0.01)
+            await asyncio.sleep(due - clock.wall())
 
     async def _send_loop(self, writer: asyncio.StreamWriter, listen: asyncio.Task[None]) -> None:
         while not listen.done():
             if self.is_offline(self.model.mon.id):
                 return  # drop off the network: the listener sees the connection close
             if not self.backlog:
-                await asyncio.sleep(0.05)
+                self._pending_frames.clear()
+                await self._pending_frames.wait()  # the next frame, or wake()
                 continue
             frame = self.backlog[0]
             qn = frame.split(b"QN=", 1)[1][:17].decode()

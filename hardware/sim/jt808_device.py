@@ -6,7 +6,9 @@ report (0x0200) every ``interval_s`` and a heartbeat (0x0002) when it has been q
 ``heartbeat_s``. In a blind area (fault ``blind_area``) fixes are buffered (bounded, the
 oldest dropped and counted); when coverage returns the terminal sends its live fix first
 and then the buffered ones as 0x0704 batches of type 1 (blind-area supplement), so they
-arrive late and out of order with respect to wall time, as real terminals do.
+arrive late and out of order with respect to wall time, as real terminals do. Fixes follow
+the simulated clock (interval in simulated seconds, fix times its stamps); reply timeouts,
+heartbeats and reconnect backoff are wall time.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections import deque
 from collections.abc import Callable
 
 from hardware.sim import jt808_codec as jt
+from hardware.sim.clock import SimClock
 from hardware.sim.trucks import TruckModel
 
 __all__ = ["JT808Device", "OVERSPEED_KMH"]
@@ -47,8 +50,10 @@ class JT808Device:
         reply_timeout_s: float = 5.0,
         is_offline: Callable[[str], bool] = lambda _: False,
         max_blind: int = 2000,
+        clock: SimClock | None = None,
     ):
         self.truck = truck
+        self.clock = clock if clock is not None else SimClock()
         self.phone = phone
         self.host, self.port = host, port
         self.interval_s, self.heartbeat_s = interval_s, heartbeat_s
@@ -70,7 +75,7 @@ class JT808Device:
         return self.truck.veh.id
 
     def fix(self, now: float) -> bytes:
-        """Step the truck to ``now`` and encode its fix as a location body."""
+        """Step the truck to simulated time ``now`` and encode its fix as a location body."""
         self.truck.step(now)
         s = self.truck.state(now)
         status = jt.STATUS_FIX | jt.STATUS_ACC  # engine on while in service
@@ -82,7 +87,7 @@ class JT808Device:
             lon=float(s["lon"]),
             speed_kmh=float(s["speed"]),
             heading=float(s["heading"]),
-            when=now,
+            when=self.clock.stamp(now),
             alarm=alarm,
             status=status,
             odometer_km=float(s["odometer"]),
@@ -90,10 +95,12 @@ class JT808Device:
 
     async def run(self) -> None:
         """Connect, register, authenticate and report forever; reconnect with backoff."""
+        # Terminals are not in step: each powers up at its own moment within an interval.
+        await asyncio.sleep(self.clock.wall_s(self.rng.uniform(0, self.interval_s)))
         backoff = 1.0
         while True:
             if self.is_offline(self.device_id):
-                self.truck.step(time.time())  # the truck drives on with its tracker dead
+                self.truck.step(self.clock.now())  # the truck drives on with its tracker dead
                 await asyncio.sleep(0.2)
                 continue
             try:
@@ -155,10 +162,11 @@ class JT808Device:
         return ok
 
     async def _report(self, writer: asyncio.StreamWriter, listen: asyncio.Task[None]) -> None:
+        clock = self.clock
         last_sent = time.monotonic()
-        next_at = time.monotonic()
+        next_at = clock.now()
         while not listen.done():
-            now = time.time()
+            now = clock.now()
             if self.is_offline(self.device_id):
                 return
             body = self.fix(now)
@@ -181,8 +189,8 @@ class JT808Device:
             if time.monotonic() - last_sent >= self.heartbeat_s and not self.blind:
                 await self._send(writer, 0x0002, b"")
                 last_sent = time.monotonic()
-            next_at += self.interval_s
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            next_at = max(next_at + self.interval_s, now)  # a late loop does not burst
+            await clock.sleep_until(next_at)
 
     async def _listen(self, reader: asyncio.StreamReader) -> None:
         buf = b""

@@ -4,17 +4,17 @@ Each circuit hangs between one phase and neutral (circuit n on phase ((n-1) mod 
 Its current is lamps lit × lamp watts / (phase voltage × power factor). Contactors follow
 the astronomical clock (with offsets; secondary roads run their last circuit on a
 half-night program) unless a command overrides them; an override holds until the
-schedule next changes that circuit.
+schedule next changes that circuit. Every time argument is simulated epoch seconds (see
+:mod:`hardware.sim.clock`).
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import date, datetime
 
-from contracts.astro import CST, lights_on
+from contracts.astro import CST, switch_times
 from hardware.inventory import Cabinet
 from hardware.sim.faults import Fault
 
@@ -58,13 +58,20 @@ class CabinetModel:
         self.faults: list[Fault] = []
         self._last: float | None = None
         self._phase_offset = rng.uniform(0, 2 * math.pi)
-        self.clock: Callable[[float], float] = lambda t: t  # wall -> simulated epoch seconds
+        self._day: date | None = None  # local day of the cached switching times
+        self._off = self._on = 0.0
 
     def scheduled(self, now: float) -> list[bool]:
         """What the clock (and half-night program) wants for each circuit at ``now``."""
-        when = datetime.fromtimestamp(self.clock(now), UTC)
-        dark = lights_on(self.cab.lat, self.cab.lon, when, self.on_offset_min, self.off_offset_min)
-        hour = when.astimezone(CST).hour
+        local = datetime.fromtimestamp(now, CST)
+        day = local.date()
+        if day != self._day:  # the switching times change once a day: compute them once
+            off, on = switch_times(
+                self.cab.lat, self.cab.lon, day, self.on_offset_min, self.off_offset_min
+            )
+            self._day, self._off, self._on = day, off.timestamp(), on.timestamp()
+        dark = not self._off <= now < self._on
+        hour = local.hour
         late = _HALF_NIGHT[0] <= hour < _HALF_NIGHT[1]
         return [dark and not (late and c + 1 in self.half_night) for c in range(self.cab.circuits)]
 

@@ -1,11 +1,14 @@
 """Modbus TCP server for simulated lighting controllers and dust monitors.
 
-Each device gets its own listening port and unit id (like a device with its own
-Ethernet module), built on pymodbus's SimDevice API with four separate tables. Register
+A server is one listening port with one or more unit ids behind it: a device with its own
+Ethernet module, or a Modbus TCP gateway in front of an RS-485 bus (up to 247 units), built
+on pymodbus's SimDevice API with four separate tables per unit. Register
 contents are computed from the device model on every request, using the profile's
 addresses, types, scale and word/byte order, so what a client reads is the ground truth
 at that moment. Addresses the profile does not define answer exception 02 (illegal data
-address); a device taken offline closes its port until it comes back.
+address); a device taken offline closes its port until it comes back, or, behind a
+gateway, answers exception 0B (gateway target device failed to respond) so that its bus
+neighbours stay reachable.
 
 One limit of the SimDevice API: it hands bit reads to us by whole 16-bit words, so reading
 an undefined coil inside the first word (e.g. coil 5 of a 4-circuit controller) returns 0
@@ -25,7 +28,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from hardware.profiles import Point, Profile, load_profile
 
-__all__ = ["ModbusDeviceServer", "encode_point", "unit"]
+__all__ = ["ModbusDeviceServer", "encode_point", "point_width", "unit"]
 
 log = logging.getLogger(__name__)
 _TABLE_OF_FC = {
@@ -86,6 +89,10 @@ class _Unit:
         for p in self.profile.expanded():
             if p.table is not None and p.address is not None:
                 self.points[p.table][p.address] = p
+        self._covered = {
+            table: {a + i for a, p in pts.items() for i in range(point_width(p))}
+            for table, pts in self.points.items()
+        }
 
     def sim_device(self, action: Any) -> SimDevice:
         """The pymodbus SimDevice with the profile's tables (empty tables are all invalid)."""
@@ -106,7 +113,7 @@ class _Unit:
             elif pts:
                 blocks.append(
                     [
-                        SimData(address=a, values=[0] * _width(p), datatype=DataType.REGISTERS)
+                        SimData(address=a, values=[0] * point_width(p), datatype=DataType.REGISTERS)
                         for a, p in sorted(pts.items())
                     ]
                 )
@@ -118,14 +125,12 @@ class _Unit:
 
     def valid(self, table: str, address: int, count: int) -> bool:
         """Whether every address of the request is a defined point (or inside one)."""
-        pts = self.points[table]
-        covered: set[int] = set()
-        for a, p in pts.items():
-            covered.update(range(a, a + _width(p)))
+        covered = self._covered[table]
         return all(a in covered for a in range(address, address + count))
 
 
-def _width(p: Point) -> int:
+def point_width(p: Point) -> int:
+    """Registers (or bits) a point occupies."""
     return {
         "bool": 1,
         "int16": 1,
@@ -138,16 +143,31 @@ def _width(p: Point) -> int:
 
 
 class ModbusDeviceServer:
-    """A Modbus TCP listener serving one device (unit id) on its own port."""
+    """A Modbus TCP listener serving one device, or several unit ids as a gateway."""
 
     def __init__(
-        self, unit: _Unit | None = None, host: str = "127.0.0.1", port: int = 0, **kw: Any
+        self,
+        unit: _Unit | list[_Unit] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        is_offline: Callable[[str], bool] | None = None,
+        **kw: Any,
     ):
-        self.unit = unit if unit is not None else _Unit(**kw)
+        units = unit if isinstance(unit, list) else [unit if unit is not None else _Unit(**kw)]
+        ids = [u.unit_id for u in units]
+        if len(set(ids)) != len(ids) or not all(1 <= i <= 247 for i in ids):
+            raise ValueError(f"unit ids behind one port must be distinct, 1..247: {ids}")
+        self.units = units
         self.host, self.port = host, port
+        self.is_offline = is_offline or (lambda _: False)
         self.server: ModbusTcpServer | None = None
         self.requests = 0
         self.errors = 0
+
+    @property
+    def unit(self) -> _Unit:
+        """The first (for a single device: the only) unit behind the port."""
+        return self.units[0]
 
     @property
     def endpoint(self) -> str:
@@ -156,7 +176,8 @@ class ModbusDeviceServer:
 
     async def start(self) -> None:
         """Listen (on a free port the first time, on the same port after a restart)."""
-        srv = ModbusTcpServer(self.unit.sim_device(self._action), address=(self.host, self.port))
+        devices = [u.sim_device(self._action_for(u)) for u in self.units]
+        srv = ModbusTcpServer(devices, address=(self.host, self.port))
         await srv.serve_forever(background=True)
         self.server = srv
         if self.port == 0:
@@ -168,6 +189,23 @@ class ModbusDeviceServer:
             await self.server.shutdown()
             self.server = None
 
+    def _action_for(self, unit: _Unit) -> Any:
+        async def action(
+            fc: int,
+            start: int,
+            address: int,
+            count: int,
+            registers: list[int],
+            values: list[int] | list[bool] | None,
+        ) -> ExcCodes | None:
+            if len(self.units) > 1 and self.is_offline(unit.device_id):
+                self.requests += 1
+                self.errors += 1
+                return ExcCodes.GATEWAY_NO_RESPONSE
+            return await self._action(fc, start, address, count, registers, values, unit)
+
+        return action
+
     async def _action(
         self,
         fc: int,
@@ -176,10 +214,11 @@ class ModbusDeviceServer:
         count: int,
         registers: list[int],
         values: list[int] | list[bool] | None,
+        unit: _Unit | None = None,
     ) -> ExcCodes | None:
         """Validate the request against the profile, apply writes, refresh the table."""
         self.requests += 1
-        unit = self.unit
+        unit = self.unit if unit is None else unit
         table = _TABLE_OF_FC.get(fc)
         if table is None or not unit.valid(table, address, count):
             self.errors += 1

@@ -10,7 +10,8 @@ Address space per cabinet (string NodeIds in the profile's namespace)::
           Current                  ns=<i>;s=LC-0001.Circuit1.Current
         SwitchCircuit(circuit: UInt16, on: Boolean) -> Boolean
 
-Anonymous access without security by default. An optional ``ServerSecurity`` turns on
+Values carry the simulated clock's stamps as SourceTimestamp. Anonymous access without
+security by default. An optional ``ServerSecurity`` turns on
 Basic256Sha256 (Sign and/or SignAndEncrypt) with the server's own certificate, a trust
 store of client certificates (an untrusted client is refused with BadCertificateUntrusted)
 and user names with passwords (anonymous sessions are then refused).
@@ -20,7 +21,6 @@ A cabinet that is offline keeps its nodes but reads as BadNoCommunication.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,20 +34,13 @@ from asyncua.server.address_space import NodeData
 from asyncua.server.user_managers import User, UserRole
 
 from hardware.profiles import Profile, load_profile
+from hardware.sim.clock import SimClock
 from hardware.sim.lighting import CabinetModel, CircuitError
+from hardware.sim.opcua_nodes import VT, Sample, bad_result, cast, method_arg, node_item
 
 __all__ = ["OpcUaCabinetServer", "ServerSecurity"]
 
 log = logging.getLogger(__name__)
-_VT = {
-    "bool": ua.VariantType.Boolean,
-    "float64": ua.VariantType.Double,
-    "float32": ua.VariantType.Float,
-    "int16": ua.VariantType.Int16,
-    "uint16": ua.VariantType.UInt16,
-    "int32": ua.VariantType.Int32,
-    "uint32": ua.VariantType.UInt32,
-}
 
 
 @dataclass(frozen=True)
@@ -86,6 +79,7 @@ class OpcUaCabinetServer:
         port: int,
         is_offline: Callable[[str], bool],
         security: ServerSecurity | None = None,
+        clock: SimClock | None = None,
     ):
         self.cabinets = {c.cab.id: c for c in cabinets}
         self.profile: Profile = load_profile(profile_name)
@@ -93,6 +87,7 @@ class OpcUaCabinetServer:
         self.endpoint = f"opc.tcp://{host}:{port}"
         self.is_offline = is_offline
         self.security = security
+        self.clock = clock if clock is not None else SimClock()
         users = _Users(security.users) if security is not None and security.users else None
         self.server = Server(user_manager=users)
         self.idx = 0
@@ -136,45 +131,62 @@ class OpcUaCabinetServer:
         return ua.NodeId(name, self.idx)
 
     async def _add_cabinet(self, cab_id: str, model: CabinetModel) -> None:
-        objects = self.server.nodes.objects
-        obj = await objects.add_object(self._nid(cab_id), ua.QualifiedName(cab_id, self.idx))
-        await obj.add_property(
-            self._nid(f"{cab_id}.Name"), ua.QualifiedName("Name", self.idx), model.cab.name
-        )
-        folders: dict[str, object] = {}
-        state = model.state(time.time())
+        # One AddNodes call per cabinet with the reference types spelled out: asyncua's
+        # add_object browses the parent for its type on every call, which grows with the
+        # number of cabinets already under Objects (quadratic at city size).
+        state = model.state(self.clock.now())
+        items = [
+            node_item(
+                self._nid(cab_id),
+                cab_id,
+                self.idx,
+                ua.ObjectIds.ObjectsFolder,
+                ua.ObjectIds.Organizes,
+            ),
+            node_item(
+                self._nid(f"{cab_id}.Name"),
+                "Name",
+                self.idx,
+                self._nid(cab_id),
+                ua.ObjectIds.HasProperty,
+                ua.Variant(model.cab.name, ua.VariantType.String),
+            ),
+        ]
+        folders: set[str] = set()
         entries = []
+        writable = []
         for p in self.profile.expanded():
             if p.node is None:
                 continue
-            parent = obj
+            parent = cab_id
             *path, leaf = p.node.split(".")
             for i in range(len(path)):
-                key = ".".join(path[: i + 1])
+                key = f"{cab_id}.{'.'.join(path[: i + 1])}"
                 if key not in folders:
-                    folders[key] = await parent.add_object(
-                        self._nid(f"{cab_id}.{key}"), ua.QualifiedName(path[i], self.idx)
-                    )
-                parent = folders[key]
-            vt = _VT[p.type]
-            var = await parent.add_variable(
-                self._nid(f"{cab_id}.{p.node}"),
-                ua.QualifiedName(leaf, self.idx),
-                ua.Variant(_cast(state.get(p.key, 0), vt), vt),
+                    folders.add(key)
+                    items.append(node_item(self._nid(key), path[i], self.idx, self._nid(parent)))
+                parent = key
+            vt = VT[p.type]
+            nid = self._nid(f"{cab_id}.{p.node}")
+            value = ua.Variant(cast(state.get(p.key, 0), vt), vt)
+            items.append(
+                node_item(nid, leaf, self.idx, self._nid(parent), value=value, writable=p.writable)
             )
             if p.writable:
-                await var.set_writable()
-                circuit = int(p.key.removeprefix("circuit").split("_")[0])
-                self.server.set_attribute_value_setter(var.nodeid, self._setter(model, circuit))
-            entries.append((p.key, var.nodeid, vt))
+                writable.append((nid, int(p.key.removeprefix("circuit").split("_")[0])))
+            entries.append((p.key, nid, vt))
+        for res in await self.server.iserver.isession.add_nodes(items):
+            res.StatusCode.check()
+        for nid, circuit in writable:
+            self.server.set_attribute_value_setter(nid, self._setter(model, circuit))
         self._nodes[cab_id] = entries
         args = [
-            _arg("circuit", ua.ObjectIds.UInt16, "circuit number, 1-based"),
-            _arg("on", ua.ObjectIds.Boolean, "true closes the contactor"),
+            method_arg("circuit", ua.ObjectIds.UInt16, "circuit number, 1-based"),
+            method_arg("on", ua.ObjectIds.Boolean, "true closes the contactor"),
         ]
-        out = [_arg("on", ua.ObjectIds.Boolean, "contactor state read back")]
+        out = [method_arg("on", ua.ObjectIds.Boolean, "contactor state read back")]
         method = self.profile.methods.get("switch_circuit", "SwitchCircuit")
-        await obj.add_method(
+        await self.server.get_node(self._nid(cab_id)).add_method(
             self._nid(f"{cab_id}.{method}"),
             ua.QualifiedName(method, self.idx),
             self._method(cab_id, model),
@@ -190,7 +202,7 @@ class OpcUaCabinetServer:
             if dv is not self._internal and dv.Value is not None and dv.Value.Value is not None:
                 if self.is_offline(model.cab.id):
                     raise ua.UaStatusCodeError(ua.StatusCodes.BadNoCommunication)
-                model.command(circuit, bool(dv.Value.Value), time.time())
+                model.command(circuit, bool(dv.Value.Value), self.clock.now())
                 log.info("OPC-UA write %s circuit %d -> %s", model.cab.id, circuit, dv.Value.Value)
             node.attributes[attr].value = dv
 
@@ -202,9 +214,9 @@ class OpcUaCabinetServer:
         ) -> ua.CallMethodResult | list[ua.Variant]:
             # Raising here would reach the client as BadUnexpectedError: return the status.
             if self.is_offline(cab_id):
-                return _bad(ua.StatusCodes.BadNoCommunication)
+                return bad_result(ua.StatusCodes.BadNoCommunication)
             if len(args) != 2:
-                return _bad(
+                return bad_result(
                     ua.StatusCodes.BadArgumentsMissing
                     if len(args) < 2
                     else ua.StatusCodes.BadTooManyArguments
@@ -218,7 +230,7 @@ class OpcUaCabinetServer:
             ]
             if not all(arg_ok):
                 log.info("SwitchCircuit on %s rejected: circuit=%r on=%r", cab_id, circuit, on)
-                res = _bad(ua.StatusCodes.BadInvalidArgument)
+                res = bad_result(ua.StatusCodes.BadInvalidArgument)
                 res.InputArgumentResults = [
                     ua.StatusCode()
                     if ok
@@ -228,47 +240,29 @@ class OpcUaCabinetServer:
                     for i, ok in enumerate(arg_ok)
                 ]
                 return res
+            t = self.clock.now()
             try:
-                state = model.command(circuit, on, time.time())
+                state = model.command(circuit, on, t)
             except CircuitError:
-                return _bad(ua.StatusCodes.BadInvalidArgument)
+                return bad_result(ua.StatusCodes.BadInvalidArgument)
             log.info("SwitchCircuit %s circuit %d -> %s", cab_id, circuit, on)
-            await self.push(cab_id, model.state(time.time()))
+            await self.push(cab_id, model.state(t), self.clock.stamp(t))
             return [ua.Variant(state, ua.VariantType.Boolean)]
 
         return switch
 
-    async def push(self, cab_id: str, state: dict[str, float | bool] | None) -> None:
-        """Write a cabinet's current values (None: mark them BadNoCommunication)."""
-        now = datetime.now(UTC)
+    async def push(
+        self, cab_id: str, state: dict[str, float | bool] | None, stamp: float | None = None
+    ) -> None:
+        """Write a cabinet's values, source-stamped ``stamp`` (epoch s, default the clock's
+        stamp of now); None marks them BadNoCommunication."""
+        t = self.clock.stamp(self.clock.now()) if stamp is None else stamp
+        now = datetime.fromtimestamp(t, UTC)
         for key, nid, vt in self._nodes[cab_id]:
             if state is None:
-                dv = ua.DataValue(StatusCode=ua.StatusCode(ua.StatusCodes.BadNoCommunication))
+                dv = Sample(StatusCode=ua.StatusCode(ua.StatusCodes.BadNoCommunication))
             else:
-                dv = ua.DataValue(ua.Variant(_cast(state[key], vt), vt), SourceTimestamp=now)
+                dv = Sample(ua.Variant(cast(state[key], vt), vt), SourceTimestamp=now)
             self._internal = dv
             await self.server.write_attribute_value(nid, dv)
         self._internal = None
-
-
-def _cast(value: float | bool | int, vt: ua.VariantType) -> float | bool | int:
-    if vt == ua.VariantType.Boolean:
-        return bool(value)
-    if vt in (ua.VariantType.Double, ua.VariantType.Float):
-        return float(value)
-    return int(value)
-
-
-def _bad(code: int) -> ua.CallMethodResult:
-    res = ua.CallMethodResult()
-    res.StatusCode = ua.StatusCode(code)
-    return res
-
-
-def _arg(name: str, type_id: int, text: str) -> ua.Argument:
-    arg = ua.Argument()
-    arg.Name = name
-    arg.DataType = ua.NodeId(type_id)
-    arg.ValueRank = -1
-    arg.Description = ua.LocalizedText(text)
-    return arg

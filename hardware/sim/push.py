@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hardware.profiles import load_profile
+from hardware.sim.clock import SimClock
 from hardware.sim.dust import DustModel
 from hardware.sim.hj212_device import HJ212Device
 from hardware.sim.jt808_device import JT808Device
@@ -38,7 +39,9 @@ class PushDevices:
         hj212_interval_s: float = 20.0,
         hj212_minute_s: float = 60.0,
         jt808_interval_s: float = 20.0,
+        clock: SimClock | None = None,
     ):
+        clock = clock if clock is not None else SimClock()
         self.hj212: list[HJ212Device] = []
         self.jt808: list[JT808Device] = []
         if "hj212" in listeners:
@@ -54,6 +57,7 @@ class PushDevices:
                             interval_s=hj212_interval_s,
                             minute_s=hj212_minute_s,
                             is_offline=is_offline,
+                            clock=clock,
                         )
                     )
         if "jt808" in listeners:
@@ -69,6 +73,7 @@ class PushDevices:
                             interval_s=jt808_interval_s,
                             version=tm.veh.jt808_version,
                             is_offline=is_offline,
+                            clock=clock,
                         )
                     )
         self.listeners = listeners
@@ -87,6 +92,12 @@ class PushDevices:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self._tasks = []
+
+    def wake(self, device_id: str) -> None:
+        """Make a device look at its state now (a fault has just taken it off line)."""
+        for d in self.hj212:
+            if d.model.mon.id == device_id:
+                d.wake()
 
     def endpoints(self) -> dict[str, list[dict[str, Any]]]:
         """JSON-ready description of the pushing devices and where they push to."""

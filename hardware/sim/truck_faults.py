@@ -8,7 +8,6 @@ where the truck must leave its path, a :class:`Detour`: drive off to a spot, hol
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -37,7 +36,7 @@ class Detour:
 
     kind: str
     goal: tuple[float, float]
-    until: float | None  # wall time the fault ends; None: never
+    until: float | None  # simulated time the fault ends; None: never
     freeze: bool = True  # the truck leaves its route (False: a parallel street alongside)
     off: tuple[float, float] = (0.0, 0.0)
     phase: str = "out"
@@ -84,8 +83,10 @@ class Detour:
         return math.degrees(math.atan2(self._moving[1], self._moving[0])) % 360
 
 
-def plan_fault(model: TruckModel, fault: Fault, now: float) -> dict[str, Any]:
-    """Ground-truth fields for a truck fault (``geofence``...), setting up any detour."""
+def plan_fault(model: TruckModel, fault: Fault, now: float, stamp: float) -> dict[str, Any]:
+    """Ground-truth fields for a truck fault (``geofence``...), setting up any detour.
+
+    ``now`` is simulated time; ``stamp`` the time the truck's fixes carry."""
     veh, inv, kind = model.veh, model.inv, fault.kind
     here = (model.road_lat, model.road_lon)
     route = next((r for r in inv.routes if r.id == veh.route), None) if veh.route else None
@@ -115,19 +116,19 @@ def plan_fault(model: TruckModel, fault: Fault, now: float) -> dict[str, Any]:
         )
         return {"geofence": route.id, "offset_m": off}
     if kind == "banned_hours":
-        return _banned(model, fault, now, here)
+        return _banned(model, fault, stamp, here)
     if kind == "missed_collection":
         return _missed(model)
     return {}
 
 
-def _banned(model: TruckModel, fault: Fault, now: float, here: tuple[float, float]) -> dict:
+def _banned(model: TruckModel, fault: Fault, stamp: float, here: tuple[float, float]) -> dict:
     veh = model.veh
     zones = [z for z in model.inv.banned_zones if not z.fleets or veh.fleet in z.fleets]
     if not zones:
         raise FaultError(f"banned_hours: no banned zone applies to {veh.fleet} trucks ({veh.id})")
-    # Telemetry carries wall-clock timestamps, so the zone must be banned at this wall time.
-    local = datetime.fromtimestamp(time.time() if now is None else now, CST).strftime("%H:%M")
+    # The rules judge the hours by the fixes' timestamps, so the zone must be banned then.
+    local = datetime.fromtimestamp(stamp, CST).strftime("%H:%M")
     wanted = fault.params.get("zone")
     if wanted is not None:
         zone = next((z for z in zones if z.id == wanted), None)

@@ -5,13 +5,13 @@ to the 绕城 ring and round to the disposal site (消纳场), unload, and retur
 Kitchen-waste trucks leave the depot, stop at each of their collection points, unload at
 the treatment plant and go home. Sweepers loop a block near their depot at working speed.
 Geofence faults leave those paths on purpose (see :mod:`hardware.sim.truck_faults`).
+Every time argument is simulated epoch seconds (see :mod:`hardware.sim.clock`).
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
 from typing import Any
 
 from hardware.inventory import Inventory, Vehicle
@@ -107,16 +107,18 @@ class TruckModel:
         self._last: float | None = None
         # A truck in service has kilometres on it (own stream: the motion draws stay as they were).
         self.odometer_m = random.Random(veh.id).uniform(5e6, 9e7)
-        self.clock: Callable[[float], float] = lambda t: t  # wall -> simulated epoch seconds
         self.road_lat, self.road_lon = self.lat, self.lon = self.route[self.seg]
         self.heading = _bearing(self.route[self.seg], self.route[(self.seg + 1) % len(self.route)])
 
     def _fault(self, kind: str, now: float) -> Fault | None:
         return next((f for f in self.faults if f.kind == kind and f.active(now)), None)
 
-    def plan(self, fault: Fault, now: float) -> dict[str, Any]:
-        """Prepare a fault about to be applied; returns ground-truth fields (geofence id...)."""
-        return plan_fault(self, fault, now)
+    def plan(self, fault: Fault, now: float, stamp: float | None = None) -> dict[str, Any]:
+        """Prepare a fault about to be applied; returns ground-truth fields (geofence id...).
+
+        ``stamp`` is the time the fixes will carry (default ``now``): banned hours are
+        judged by it."""
+        return plan_fault(self, fault, now, now if stamp is None else stamp)
 
     def _next(self, seg: int) -> int:
         n = len(self.route)
@@ -128,14 +130,14 @@ class TruckModel:
 
     def step(self, now: float) -> None:
         """Drive to where the truck is at ``now``."""
-        t = self.clock(now)  # motion follows simulated time; faults are wall-clock windows
-        dt = 0.0 if self._last is None else min(600.0, max(0.0, t - self._last))
-        self._last = t
+        # A long gap (a truck stepped only when it reports) drives at most ten minutes.
+        dt = 0.0 if self._last is None else min(600.0, max(0.0, now - self._last))
+        self._last = now
         self.faults = [f for f in self.faults if f.until is None or now < f.until]
         rng = self.rng
         over = self._fault("overspeed", now)
         stopped = self._fault("long_stop", now)
-        if stopped or (t < self.parked_until and over is None):
+        if stopped or (now < self.parked_until and over is None):
             self.speed = 0.0
         elif over is not None:
             self.speed = float(over.params["speed"]) + rng.gauss(0, 1.0)
@@ -162,7 +164,7 @@ class TruckModel:
             remaining -= seg_len - self.along
             self.seg, self.along = self._next(self.seg), 0.0
             if self.seg in self.dwell and over is None:
-                self.parked_until = t + self.dwell[self.seg]
+                self.parked_until = now + self.dwell[self.seg]
                 break
         a, b = self.route[self.seg], self.route[self._peek() % n]
         frac = self.along / max(1e-6, _dist_m(a, b))

@@ -182,3 +182,40 @@ def test_mbpoll_reads_the_dust_monitors() -> None:
             await city.stop()
 
     run(body())
+
+
+def test_a_gateway_port_serves_several_units_and_an_offline_one_answers_0b() -> None:
+    async def body() -> None:
+        city = SimulatedCity(build_inventory("tiny"), clock_start="12:00", units_per_port=8)
+        endpoints = await city.start()
+        try:
+            entries = endpoints["modbus"]
+            assert len({e["endpoint"] for e in entries}) == 1  # one port, three units
+            assert sorted(e["unit_id"] for e in entries) == [1, 2, 3]
+            port = _port(entries[0]["endpoint"])
+            client = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=2, retries=0)
+            await client.connect()
+            try:
+                for dev in ("DM-0001", "DM-0002"):
+                    rr = await client.read_input_registers(
+                        0, count=4, device_id=_entry(endpoints, dev)["unit_id"]
+                    )
+                    assert not rr.isError()
+                    order = "big" if dev == "DM-0001" else "little"
+                    pm10 = client.convert_from_registers(rr.registers[2:4], _F32, word_order=order)
+                    scale = 1.0 if dev == "DM-0001" else 1000.0
+                    assert pm10 * scale == pytest.approx(city.state(dev)["pm10"], rel=1e-5)
+                city.inject({"kind": "device_offline", "device": "DM-0002", "duration_s": 600})
+                unit = _entry(endpoints, "DM-0002")["unit_id"]
+                bad = await client.read_input_registers(0, count=2, device_id=unit)
+                assert isinstance(bad, ExceptionResponse) and bad.exception_code == 0x0B
+                ok = await client.read_input_registers(
+                    0, count=2, device_id=_entry(endpoints, "DM-0001")["unit_id"]
+                )
+                assert not ok.isError()  # the neighbour on the same bus still answers
+            finally:
+                client.close()
+        finally:
+            await city.stop()
+
+    run(body())

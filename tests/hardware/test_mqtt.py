@@ -6,6 +6,7 @@ import asyncio
 import json
 import shutil
 import time
+from datetime import datetime
 
 import pytest
 
@@ -13,6 +14,7 @@ from contracts.config import BrokerConfig
 from contracts.mqtt import make_client
 from hardware.inventory import build_inventory
 from hardware.sim.city import SimulatedCity
+from hardware.sim.clock import SimClock
 from tests.hardware.conftest import run, wait_for
 
 pytestmark = pytest.mark.servers
@@ -108,3 +110,52 @@ def test_paho_subscriber_sees_motion_overspeed_and_offline(mqtt_broker: BrokerCo
     finally:
         sub.loop_stop()
         sub.disconnect()
+
+
+def test_trackers_report_on_the_simulated_clock_each_at_its_own_interval(
+    mqtt_broker: BrokerConfig,
+) -> None:
+    got: list[dict] = []
+    sub = make_client(mqtt_broker, "test-sub-clock")
+    subscribed = []
+    sub.on_connect = lambda c, u, f, rc, p=None: c.subscribe("trackers/+/gps", qos=1)
+    sub.on_subscribe = lambda *a: subscribed.append(True)
+    sub.on_message = lambda c, u, m: got.append(json.loads(m.payload))
+    sub.connect(mqtt_broker.host, mqtt_broker.port)
+    sub.loop_start()
+    start = datetime.fromisoformat("2026-12-21T17:00+08:00").timestamp()
+
+    async def body() -> dict[str, float]:
+        await wait_for(lambda: subscribed, 10, "subscription")
+        clock = SimClock("2026-12-21T17:00", 60)  # a minute a second
+        city = SimulatedCity(
+            build_inventory("tiny"), mqtt=mqtt_broker, clock=clock, tracker_interval_s=(10, 30)
+        )
+        endpoints = await city.start()
+        try:
+            await wait_for(
+                lambda: all(
+                    sum(d["devId"] == t for d in got) >= 6
+                    for t in ("TRK-0001", "TRK-0002", "TRK-0003")
+                ),
+                60,
+                "six fixes from every tracker",
+            )
+            assert all(start <= d["gpsTime"] / 1000 <= clock.now() for d in got)
+        finally:
+            await city.stop()
+        return {e["device_id"]: e["interval_s"] for e in endpoints["mqtt_trackers"]}
+
+    try:
+        intervals = run(body(), timeout_s=90)
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+    assert all(10 <= iv <= 30 for iv in intervals.values()) and len(set(intervals.values())) == 3
+    firsts = []
+    for dev, iv in intervals.items():
+        stamps = sorted(d["gpsTime"] / 1000 for d in got if d["devId"] == dev)
+        firsts.append(stamps[0])
+        gaps = sorted(b - a for a, b in zip(stamps, stamps[1:], strict=False))
+        assert 0.8 * iv <= gaps[len(gaps) // 2] <= 1.25 * iv, (dev, iv, gaps)  # simulated s
+    assert len(set(firsts)) == 3  # not in step: each tracker has its own phase

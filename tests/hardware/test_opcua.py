@@ -1,9 +1,12 @@
-"""An independent asyncua Client browses a simulated cabinet and switches a circuit."""
+"""Independent OPC-UA clients browse a simulated cabinet and switch a circuit: an asyncua
+Client in the test, and asyncua's command-line tools in processes of their own."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from asyncua import Client, ua
@@ -101,3 +104,46 @@ def test_writing_the_on_variable_switches_too_and_offline_reads_bad() -> None:
         assert other > 200  # the other cabinet on the same server is unaffected
 
     run(_with_client(body))
+
+
+async def _cli(tool: str, *args: str) -> tuple[int, str]:
+    exe = Path(sys.executable).with_name(tool)
+    proc = await asyncio.create_subprocess_exec(
+        str(exe), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode()
+
+
+@pytest.mark.skipif(
+    not Path(sys.executable).with_name("uacall").exists(), reason="asyncua's command-line tools"
+)
+def test_a_separate_client_process_browses_and_switches_a_circuit() -> None:
+    async def body() -> None:
+        # ``uals`` / ``uacall`` run in their own processes and know nothing of our profiles.
+        city = SimulatedCity(build_inventory("tiny"), clock_start="21:00")  # night: lit
+        endpoints = await city.start()
+        try:
+            url = endpoints["opcua"][0]["endpoint"]
+            async with Client(url, timeout=5) as probe:
+                idx = await probe.get_namespace_index(endpoints["opcua"][0]["namespace"])
+            rc, out = await _cli("uals", "-u", url, "-n", f"ns={idx};s=LC-0001", "-l")
+            assert rc == 0, out
+            for name in ("VoltageL1", "EnergyConsumed", "DoorOpen", "Circuit6", "SwitchCircuit"):
+                assert f"ns={idx};s=LC-0001.{name}" in out, out
+            rc, out = await _cli("uals", "-u", url, "-n", f"ns={idx};s=LC-0001.Circuit2", "-l")
+            assert rc == 0 and "True" in out and f"ns={idx};s=LC-0001.Circuit2.On" in out, out
+            assert city.state("LC-0001")["circuit2_on"] is True
+            method = f"{idx}:SwitchCircuit"
+            node = f"ns={idx};s=LC-0001"
+            rc, out = await _cli("uacall", "-u", url, "-n", node, "-m", method, "2,false")
+            assert rc == 0 and "False" in out, out
+            assert city.state("LC-0001")["circuit2_on"] is False
+            assert city.state("LC-0001")["circuit2_current"] == 0
+            rc, out = await _cli("uacall", "-u", url, "-n", node, "-m", method, "9,true")
+            assert rc != 0 and "BadInvalidArgument" in out, out
+            assert city.state("LC-0001")["circuit1_on"] is True  # nothing else moved
+        finally:
+            await city.stop()
+
+    run(body(), timeout_s=120)

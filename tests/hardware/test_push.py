@@ -247,3 +247,42 @@ def test_jt808_terminals_register_authenticate_report_and_send_blind_area_late()
         assert [it["time"] for it in items] == sorted(it["time"] for it in items)
 
     run(body())
+
+
+def test_hj212_monitor_drops_off_the_network_and_comes_back() -> None:
+    closed: list[str] = []  # MN of each connection that ended
+    frames: list[dict] = []
+    port = _free_port()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        mn = ""
+        while line := await reader.readline():
+            doc = _parse212(line)
+            mn = doc["MN"]
+            frames.append(doc)
+            seg = f"QN={doc['QN']};ST=91;CN=9014;PW={doc['PW']};MN={mn};Flag=4;CP=&&&&"
+            writer.write(b"##%04d%s%04X\r\n" % (len(seg), seg.encode(), _crc212(seg.encode())))
+            await writer.drain()
+        closed.append(mn)
+
+    async def body() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", port)
+        inv = build_inventory("tiny", push_devices=True)
+        city = SimulatedCity(
+            inv, agent_listeners={"hj212": ("127.0.0.1", port)}, push_interval_s=0.2
+        )
+        endpoints = await city.start()
+        try:
+            dev, mn = endpoints["hj212"][0]["device_id"], endpoints["hj212"][0]["mn"]
+            await wait_for(lambda: any(f["MN"] == mn for f in frames), 10, "first frame")
+            city.inject({"kind": "device_offline", "device": dev, "duration_s": 1.5})
+            await wait_for(lambda: mn in closed, 10, "the connection to close")
+            mark = len(frames)
+            await wait_for(lambda: any(f["MN"] == mn for f in frames[mark:]), 15, "it back")
+            assert city.push is not None
+            assert next(d for d in city.push.hj212 if d.mn == mn).connects >= 2
+        finally:
+            await city.stop()
+            server.close()
+
+    run(body())

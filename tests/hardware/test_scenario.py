@@ -12,6 +12,7 @@ from asyncua import Client
 
 from hardware.inventory import build_inventory
 from hardware.sim.city import SimulatedCity
+from hardware.sim.clock import SimClock
 from hardware.sim.faults import FaultError, load_scenario
 from tests.hardware.conftest import run
 
@@ -29,8 +30,13 @@ def test_cable_theft_collapses_current_with_contactor_closed(tmp_path: Path) -> 
     scenario.write_text(_SCENARIO, encoding="utf-8")
     truth = tmp_path / "truth.jsonl"
 
+    wall = [time.time()]  # the test holds the clock still until it has read "before"
+
     async def body() -> None:
-        city = SimulatedCity(build_inventory("tiny"), scenario=scenario, ground_truth=truth)
+        clock = SimClock("21:30", wall=lambda: wall[0])
+        city = SimulatedCity(
+            build_inventory("tiny"), scenario=scenario, ground_truth=truth, clock=clock
+        )
         endpoints = await city.start()
         try:
             server = endpoints["opcua"][0]
@@ -40,7 +46,9 @@ def test_cable_theft_collapses_current_with_contactor_closed(tmp_path: Path) -> 
                 amps = client.get_node(f"ns={idx};s=LC-0001.Circuit1.Current")
                 before = await amps.read_value()
                 assert before > 5 and await on.read_value() is True
-                deadline = time.monotonic() + 5
+                assert city.injected == 0
+                wall[0] += 1.0  # past every fault's at_s
+                deadline = time.monotonic() + 15
                 while (now_amps := await amps.read_value()) > 0.1:
                     assert time.monotonic() < deadline, f"current still {now_amps} A"
                     await asyncio.sleep(0.05)
