@@ -23,12 +23,18 @@ class PolarsRules:
     """Threshold rules over telemetry frames, evaluated with polars window expressions."""
 
     def __init__(self, rules: list[RuleConfig]):
-        # threshold rules only: the other families have no polars twin yet
-        rules = [r for r in rules if getattr(r, "family", "threshold") == "threshold"]
+        # threshold rules only: the other families have no polars twin yet; nor have levels
+        # relative to an asset register, which without device attrs apply to no device
+        rules = [
+            r
+            for r in rules
+            if getattr(r, "family", "threshold") == "threshold" and r.relative_to is None
+        ]
         self.rules = list(rules)
         self._pat = [Pattern(r.field) for r in rules]
-        self._gpat = [Pattern(r.guard.field) if r.guard else None for r in rules]
-        self._plans: dict[tuple[str, str], list[tuple[int, str | None]]] = {}
+        self._gpat = [[Pattern(g.field) for g in r.guards] for r in rules]
+        self._ng = max([len(r.guards) for r in rules] + [1])
+        self._plans: dict[tuple[str, str], list[tuple]] = {}
         self.ser = pl.DataFrame(
             schema={"device_id": pl.String, "field": pl.String, "last_ts": pl.Int64,
                     "last_val": pl.Float64}
@@ -44,10 +50,13 @@ class PolarsRules:
                 "set": [float(r.set) for r in rules],
                 "clear": [float(r.clear) for r in rules],  # type: ignore[arg-type]
                 "for_ns": [round(r.for_s * 1e9) for r in rules],
-                "geq": [r.guard.equals if r.guard else None for r in rules],
+                **{f"gop{j}": [r.guards[j].test[0] if j < len(r.guards) else None for r in rules]
+                   for j in range(self._ng)},
+                **{f"glevel{j}": [r.guards[j].test[1] if j < len(r.guards) else None
+                                  for r in rules] for j in range(self._ng)},
             },
-            schema_overrides={"geq": pl.Float64},
-        )
+            schema_overrides={f"glevel{j}": pl.Float64 for j in range(self._ng)},
+        )  # fmt: skip
 
     def _plan(self, pairs: pl.DataFrame) -> pl.DataFrame:
         rows = []
@@ -58,13 +67,13 @@ class PolarsRules:
                 for i, (r, p) in enumerate(zip(self.rules, self._pat)):
                     star = p.match(field) if r.kind == kind else None
                     if star is not None:
-                        g = self._gpat[i]
-                        plan.append((i, g.fill(star) if g is not None else None))
+                        gs = [g.fill(star) for g in self._gpat[i]]
+                        plan.append((i, *gs, *[None] * (self._ng - len(gs))))
                 self._plans[(kind, field)] = plan
-            rows.extend((kind, field, i, g) for i, g in plan)
+            rows.extend((kind, field, *p) for p in plan)
         return pl.DataFrame(
             rows, schema={"kind": pl.String, "field": pl.String, "rule": pl.Int32,
-                          "gfield": pl.String}, orient="row"
+                          **{f"gfield{j}": pl.String for j in range(self._ng)}}, orient="row"
         )  # fmt: skip
 
     def process(self, frame: pl.DataFrame) -> list[Transition]:
@@ -75,20 +84,29 @@ class PolarsRules:
         p = f.filter(prev.is_null() | (pl.col("ts") >= prev)).drop("last_ts")
         plan = self._plan(p.select("kind", "field").unique())
         e = p.join(plan, on=["kind", "field"], how="inner").join(self._params, on="rule")
-        g = p.select("row", "device_id", pl.col("field").alias("gfield"),
-                     pl.col("value").alias("gval")).sort("row")  # fmt: skip
-        e = e.sort("row").join_asof(
-            g, on="row", by=["device_id", "gfield"], strategy="backward", check_sortedness=False
-        )
-        carried = self.ser.select(
-            "device_id", pl.col("field").alias("gfield"), pl.col("last_val").alias("gval0")
-        )
-        e = e.join(carried, on=["device_id", "gfield"], how="left")
-        gval = pl.coalesce("gval", "gval0")
+        e = e.sort("row")
+        guard_off = pl.lit(False)
+        for j in range(self._ng):  # each guard: its series' value as of the row, or carried
+            gf, gv = f"gfield{j}", f"gval{j}"
+            g = p.select("row", "device_id", pl.col("field").alias(gf),
+                         pl.col("value").alias(gv)).sort("row")  # fmt: skip
+            e = e.join_asof(
+                g, on="row", by=["device_id", gf], strategy="backward", check_sortedness=False
+            )
+            carried = self.ser.select(
+                "device_id", pl.col("field").alias(gf), pl.col("last_val").alias(gv + "c")
+            )
+            e = e.join(carried, on=["device_id", gf], how="left")
+            gval, op, level = pl.coalesce(gv, gv + "c"), pl.col(f"gop{j}"), pl.col(f"glevel{j}")
+            holds = (
+                pl.when(op == "equals").then(gval == level)
+                .when(op == "above").then(gval > level)
+                .otherwise(gval < level)
+            )  # fmt: skip
+            guard_off = guard_off | (pl.col(gf).is_not_null() & ~holds.fill_null(False))
         v = pl.col("value")
         crossing = pl.when(pl.col("above")).then(v > pl.col("set")).otherwise(v < pl.col("set"))
         release = pl.when(pl.col("above")).then(v < pl.col("clear")).otherwise(v > pl.col("clear"))
-        guard_off = pl.col("gfield").is_not_null() & ~(gval == pl.col("geq")).fill_null(False)
         e = e.with_columns(
             crossing=crossing & ~guard_off, release=release | guard_off
         ).join(self.sub, on=_SUB, how="left").with_columns(

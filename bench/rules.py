@@ -97,8 +97,9 @@ def city_stream(rows: int, kind: str, devices: int, seed: int = 11) -> pl.DataFr
     )  # fmt: skip
 
 
-def city_geofences(n: int = 60, seed: int = 5) -> list[GeofenceConfig]:
-    """Geofences of every kind spread over the stream's area (routes list some trucks)."""
+def city_geofences(n: int = 60, seed: int = 5, plants: int = 2) -> list[GeofenceConfig]:
+    """Geofences of every kind spread over the stream's area (routes list some trucks), and
+    ``plants`` treatment plants for the kitchen-waste trucks."""
     rng = np.random.default_rng(seed)
     out = []
     kinds = ["construction_site", "disposal_site", "depot", "banned_zone", "approved_route",
@@ -118,6 +119,10 @@ def city_geofences(n: int = 60, seed: int = 5) -> list[GeofenceConfig]:
             g["center"], g["radius_m"] = (lo, la), float(rng.uniform(80, 400))
             g["hours"] = ("09:00", "11:00") if k == "collection_point" else None
         out.append(GeofenceConfig.model_validate(g))
+    for i in range(plants):
+        la, lo = rng.uniform((30.55, 103.95), (30.75, 104.15))
+        out.append(GeofenceConfig(id=f"TP{i:02d}", kind="treatment_plant", center=(lo, la),
+                                  radius_m=250.0, fleets=["kitchen_waste"]))  # fmt: skip
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import AliasChoices, Discriminator, Field, Tag, field_validator, model_validator
 
 from contracts._model import ID_PATTERN as _ID
 from contracts._model import Model as _Model
@@ -23,6 +23,7 @@ __all__ = [
     "CrossRuleConfig",
     "AstroRuleConfig",
     "NoiseRuleConfig",
+    "SpikeRuleConfig",
     "GeofenceRuleConfig",
     "StopRuleConfig",
     "RouteRuleConfig",
@@ -30,6 +31,7 @@ __all__ = [
     "CoverRuleConfig",
     "FleetSpeedRuleConfig",
     "CollectionRuleConfig",
+    "PlantDetourRuleConfig",
     "VehicleRuleConfig",
     "VEHICLE_FAMILIES",
     "AnyRuleConfig",
@@ -38,10 +40,28 @@ __all__ = [
 
 
 class GuardConfig(_Model):
-    """A rule is only evaluated while another field of the same subject has this value."""
+    """A condition on a field of the same device: its latest value equals, is above or is
+    below a level (a field never seen fails). A rule holds only while all its guards do."""
 
     field: str
-    equals: float
+    equals: float | None = None
+    above: float | None = None
+    below: float | None = None
+
+    @model_validator(mode="after")
+    def _one_test(self) -> GuardConfig:
+        if sum(x is not None for x in (self.equals, self.above, self.below)) != 1:
+            raise ValueError("a guard takes exactly one of equals, above, below")
+        return self
+
+    @property
+    def test(self) -> tuple[str, float]:
+        """(``equals`` | ``above`` | ``below``, level)."""
+        for name in ("equals", "above", "below"):
+            v = getattr(self, name)
+            if v is not None:
+                return name, float(v)
+        raise AssertionError("validated: one test is set")
 
 
 class CategoryConfig(_Model):
@@ -59,7 +79,14 @@ class _RuleBase(_Model):
     kind: DeviceKind
     field: str
     for_s: float = Field(0.0, ge=0)
-    guard: GuardConfig | None = None
+    # ``guard:`` takes one condition or a list (all must hold)
+    guards: list[GuardConfig] = Field(
+        default_factory=list, max_length=8, validation_alias=AliasChoices("guards", "guard")
+    )
+    # The clock (``RulesEngine.tick``) confirms a pending condition whose rows stopped
+    # (report by exception) only while the device was heard within this long before the
+    # condition became due: a device gone silent raises its offline rule, not a stale value.
+    max_silence_s: float = Field(300.0, gt=0)
     severity: Severity = Severity.MAJOR
     category: CategoryConfig = Field(default_factory=CategoryConfig)
     message: str = ""
@@ -71,10 +98,17 @@ class _RuleBase(_Model):
             raise ValueError("at most one '*' in a field pattern")
         return v
 
+    @field_validator("guards", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, dict | GuardConfig) else v
+
     @model_validator(mode="after")
     def _guard_star(self) -> _RuleBase:
-        if self.guard is not None and ("*" in self.guard.field) != ("*" in self.field):
-            raise ValueError("guard field must use '*' exactly when the rule field does")
+        # a guard's '*' binds to the text the rule field's '*' matched; a plain guard field
+        # is the same for every subject (e.g. a phase voltage for every circuit)
+        if any("*" in g.field for g in self.guards) and "*" not in self.field:
+            raise ValueError("a guard field may use '*' only when the rule field does")
         return self
 
 
@@ -103,6 +137,10 @@ class RuleConfig(_Hysteresis):
 
     family: Literal["threshold"] = "threshold"
     op: Literal["above", "below"]
+    # set/clear as shares of a per-subject expected value computed from the device's attrs
+    # (``expected_current``: lamps of the circuit x lamp watts / (nominal V x power factor));
+    # the rule does not apply to devices without those attrs
+    relative_to: Literal["expected_current"] | None = None
 
 
 class WindowRuleConfig(_Hysteresis):
@@ -113,6 +151,10 @@ class WindowRuleConfig(_Hysteresis):
     agg: Literal["mean", "max"] = "mean"
     window_s: float = Field(gt=0)
     buckets: int = Field(30, ge=1, le=240)
+    # share of the window's buckets holding at least one row before the aggregate counts
+    # (HJ 663 / GB 3095: an hourly mean needs 45 of its 60 minutes, so 0.75); below it
+    # the row neither crosses nor releases
+    min_coverage: float = Field(0.75, ge=0, le=1)
 
 
 class StaleRuleConfig(_RuleBase):
@@ -126,7 +168,7 @@ class StaleRuleConfig(_RuleBase):
     @model_validator(mode="after")
     def _guard_star(self) -> StaleRuleConfig:
         # the subject is the device: a guard names one plain field of it (e.g. on_duty)
-        if self.guard is not None and "*" in self.guard.field:
+        if any("*" in g.field for g in self.guards):
             raise ValueError("a staleness guard names a plain field")
         return self
 
@@ -183,6 +225,15 @@ class NoiseRuleConfig(_RuleBase):
     hysteresis: float = Field(2.0, ge=0)  # clears this far below the limit
 
 
+class SpikeRuleConfig(_RuleBase):
+    """An isolated spike: a row more than ``factor`` times both its neighbours (each taken
+    as at least ``floor``), seen when the next row arrives; clears on the row after."""
+
+    family: Literal["spike"]
+    factor: float = Field(4.0, gt=1)
+    floor: float = Field(1.0, gt=0)
+
+
 _ZoneKind = Literal[
     "construction_site",
     "disposal_site",
@@ -205,7 +256,7 @@ class _VehicleRule(_RuleBase):
 
     @model_validator(mode="after")
     def _guard_star(self) -> _VehicleRule:
-        if self.guard is not None:
+        if self.guards:
             raise ValueError("vehicle rules take no guard (use fleets)")
         return self
 
@@ -271,6 +322,28 @@ class CollectionRuleConfig(_VehicleRule):
     family: Literal["collection_miss"]
 
 
+class PlantDetourRuleConfig(_VehicleRule):
+    """Kitchen waste taken somewhere other than the treatment plant (suspected illegal
+    disposal). A truck is loaded from entering a collection_point until it enters a
+    treatment_plant. Loaded and outside every geofence of the ``allowed`` kinds, it raises
+    after ``for_s`` of standing still (speed below ``stop_speed_kmh``) or, once every
+    collection point listing it has been visited since it last unloaded, of driving outside
+    the corridor to a plant: the ellipse round its last collection point and the plant in
+    which the way through the truck is at most ``detour_ratio`` times the direct distance
+    plus ``corridor_m`` (streets are not straight: an L-shaped route is 1.41 times the
+    direct line). Subject: the vehicle; the alarm names the plant nearest to its last
+    collection point."""
+
+    family: Literal["plant_detour"]
+    for_s: float = Field(gt=0)
+    allowed: list[_ZoneKind] = Field(
+        default_factory=lambda: ["collection_point", "treatment_plant", "depot"]
+    )
+    stop_speed_kmh: float = Field(3.0, gt=0)
+    detour_ratio: float = Field(1.5, ge=1)
+    corridor_m: float = Field(300.0, ge=0)
+
+
 VehicleRuleConfig = (
     GeofenceRuleConfig
     | StopRuleConfig
@@ -279,6 +352,7 @@ VehicleRuleConfig = (
     | CoverRuleConfig
     | FleetSpeedRuleConfig
     | CollectionRuleConfig
+    | PlantDetourRuleConfig
 )
 VEHICLE_FAMILIES = (
     "geofence",
@@ -288,6 +362,7 @@ VEHICLE_FAMILIES = (
     "cover_moving",
     "fleet_speed",
     "collection_miss",
+    "plant_detour",
 )
 
 
@@ -307,6 +382,7 @@ AnyRuleConfig = Annotated[
         Annotated[CrossRuleConfig, Tag("cross")],
         Annotated[AstroRuleConfig, Tag("astro")],
         Annotated[NoiseRuleConfig, Tag("noise")],
+        Annotated[SpikeRuleConfig, Tag("spike")],
         Annotated[GeofenceRuleConfig, Tag("geofence")],
         Annotated[StopRuleConfig, Tag("stop")],
         Annotated[RouteRuleConfig, Tag("route")],
@@ -314,6 +390,7 @@ AnyRuleConfig = Annotated[
         Annotated[CoverRuleConfig, Tag("cover_moving")],
         Annotated[FleetSpeedRuleConfig, Tag("fleet_speed")],
         Annotated[CollectionRuleConfig, Tag("collection_miss")],
+        Annotated[PlantDetourRuleConfig, Tag("plant_detour")],
     ],
     Discriminator(_family),
 ]
@@ -326,5 +403,6 @@ RULE_FAMILIES = (
     "cross",
     "astro",
     "noise",
+    "spike",
     *VEHICLE_FAMILIES,
 )

@@ -1,62 +1,30 @@
 """The alarm book: one alarm per (rule, subject) at a time, its lifecycle, persisted in SQLite.
 
-Every change is committed first, then handed to ``publish`` (MQTT for the dashboard) and
-``store_hook`` (history). Operator actions and case receipts go through the same path.
+Every change is committed first (:mod:`rules.alarmdb`), then handed to ``publish`` (MQTT for
+the dashboard) and ``store_hook`` (history). Operator actions (:mod:`rules.alarmactions`)
+and case receipts go through the same path; :mod:`rules.alarmpolicy` tames noisy conditions.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Literal
 
 from contracts.alarms import ACTIVE_STATES, AlarmEvent, AlarmState, CaseReceipt
 from contracts.config import DeviceConfig, RuleConfig
+from contracts.geofence import GeofenceConfig
+from rules.alarmactions import ACTIONS, Action, AlarmActionError, action_update
+from rules.alarmdb import AlarmDB
 from rules.alarmpolicy import AlarmPolicy, FlapTracker, group_keys
 from rules.transition import Transition
 
 __all__ = ["AlarmBook", "AlarmActionError", "AlarmPolicy", "Action", "ACTIONS"]
 
 log = logging.getLogger(__name__)
-
-Action = Literal["acknowledge", "start", "assign", "comment", "shelve", "resolve", "close"]
-ACTIONS: tuple[str, ...] = (
-    "acknowledge", "start", "assign", "comment", "shelve", "resolve", "close",
-)  # fmt: skip
-_ASSIGN_PREFIX = "assign:"  # the dashboard's older wire form of an assignment
-
-# action -> (states it may start from, state it leads to; None keeps the state)
-_MOVES: dict[str, tuple[frozenset[AlarmState], AlarmState | None]] = {
-    "acknowledge": (frozenset({AlarmState.OPEN, AlarmState.SHELVED}), AlarmState.ACKNOWLEDGED),
-    "start": (frozenset({AlarmState.OPEN, AlarmState.ACKNOWLEDGED}), AlarmState.IN_PROGRESS),
-    "assign": (frozenset(ACTIVE_STATES), None),
-    "comment": (frozenset(AlarmState) - {AlarmState.CLOSED}, None),
-    "shelve": (
-        frozenset({AlarmState.OPEN, AlarmState.ACKNOWLEDGED, AlarmState.IN_PROGRESS}),
-        AlarmState.SHELVED,
-    ),
-    "resolve": (frozenset(ACTIVE_STATES), AlarmState.RESOLVED),
-    "close": (frozenset(AlarmState) - {AlarmState.CLOSED}, AlarmState.CLOSED),
-}
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS alarms (
-    alarm_id TEXT PRIMARY KEY, rule_id TEXT NOT NULL, subject TEXT NOT NULL,
-    state TEXT NOT NULL, updated_ns INTEGER NOT NULL, doc TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS alarms_state ON alarms(state);
-CREATE TABLE IF NOT EXISTS alarm_log (
-    id INTEGER PRIMARY KEY, alarm_id TEXT NOT NULL, ts_ns INTEGER NOT NULL,
-    user TEXT, action TEXT NOT NULL, text TEXT);
-"""
-
-
-class AlarmActionError(ValueError):
-    """An operator action that cannot apply (unknown alarm or action, wrong state)."""
 
 
 class AlarmBook:
@@ -69,28 +37,23 @@ class AlarmBook:
         store_hook: Callable[[AlarmEvent], None] | None = None,
         devices: Mapping[str, DeviceConfig] | None = None,
         policy: AlarmPolicy | None = None,
+        geofences: Iterable[GeofenceConfig] = (),
     ):
+        """``geofences`` name the places vehicle alarms are about (``extra.geofence_name``)."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._publish = publish
         self._store_hook = store_hook
         self._devices = dict(devices or {})
+        self._geofences = {g.id: g for g in geofences}
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = AlarmDB(self.path)
         self.policy = policy or AlarmPolicy()
         self._flaps = FlapTracker(self.policy)
-        self._open: dict[tuple[str, str], AlarmEvent] = {}
+        self._open: dict[tuple[str, str], AlarmEvent] = {
+            (ev.rule_id, ev.subject): ev for ev in self._db.active()
+        }
         # (rule, subject) -> (alarm id, event time) of its last automatic resolution
         self._resolved: dict[tuple[str, str], tuple[str, int]] = {}
-        placeholders = ",".join("?" * len(ACTIVE_STATES))
-        for (doc,) in self._db.execute(
-            f"SELECT doc FROM alarms WHERE state IN ({placeholders})",
-            [s.value for s in ACTIVE_STATES],
-        ):
-            ev = AlarmEvent.model_validate_json(doc)
-            self._open[(ev.rule_id, ev.subject)] = ev
         self.counters = {
             "raised": 0, "updated": 0, "cleared": 0, "actions": 0, "publish_errors": 0,
             "reopened": 0, "flapping": 0, "unflapped": 0, "grouped": 0,
@@ -163,7 +126,7 @@ class AlarmBook:
 
     def apply_action(self, alarm_id: str, action: str, user: str, text: str = "") -> AlarmEvent:
         """An operator action; raises :class:`AlarmActionError` when it does not apply."""
-        if action not in _MOVES:
+        if action not in ACTIONS:
             raise AlarmActionError(
                 f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}"
             )
@@ -171,30 +134,8 @@ class AlarmBook:
             ev = self.get(alarm_id)
             if ev is None:
                 raise AlarmActionError(f"no alarm {alarm_id!r}")
-            allowed, target = _MOVES[action]
-            if ev.state not in allowed:
-                raise AlarmActionError(
-                    f"cannot {action} alarm {alarm_id} in state {ev.state.value}"
-                )
-            now = time.time_ns()
-            extra = dict(ev.extra)
-            update: dict = {"extra": extra, "updated_ns": now}
-            if action == "assign":
-                assignee = text.removeprefix(_ASSIGN_PREFIX).strip()
-                if not assignee:
-                    raise AlarmActionError(f"assign alarm {alarm_id}: no assignee given")
-                update["assignee"] = assignee
-                extra["assigned_by"] = user
-            if action == "comment" or text:
-                extra["comments"] = [
-                    *extra.get("comments", []),
-                    {"user": user, "text": text, "ts_ns": now, "action": action},
-                ]
-            if target is not None:
-                update["state"] = target
-            if action == "acknowledge":
-                extra["acknowledged_by"] = user
-            if target == AlarmState.RESOLVED:
+            update = action_update(ev, action, user, text, time.time_ns())
+            if update.get("state") == AlarmState.RESOLVED:
                 self._resolved.pop((ev.rule_id, ev.subject), None)  # an operator's word stands
             ev = ev.model_copy(update=update)
             self.counters["actions"] += 1
@@ -230,10 +171,7 @@ class AlarmBook:
     def get(self, alarm_id: str) -> AlarmEvent | None:
         """One alarm by id."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT doc FROM alarms WHERE alarm_id = ?", (alarm_id,)
-            ).fetchone()
-        return AlarmEvent.model_validate_json(row[0]) if row else None
+            return self._db.get(alarm_id)
 
     def active(self) -> list[AlarmEvent]:
         """Alarms that are open, acknowledged, in progress or shelved, newest first."""
@@ -243,26 +181,17 @@ class AlarmBook:
     def recent(self, limit: int = 200) -> list[AlarmEvent]:
         """The most recently changed alarms in any state."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT doc FROM alarms ORDER BY updated_ns DESC LIMIT ?", (limit,)
-            ).fetchall()
-        return [AlarmEvent.model_validate_json(r[0]) for r in rows]
+            return self._db.recent(limit)
 
     def without_case(self) -> list[AlarmEvent]:
         """Alarms that have no case number yet (to re-enqueue after a crash)."""
         with self._lock:
-            rows = self._db.execute("SELECT doc FROM alarms").fetchall()
-        return [
-            e for e in (AlarmEvent.model_validate_json(r[0]) for r in rows) if e.case_no is None
-        ]
+            return self._db.without_case()
 
     def history(self, alarm_id: str) -> list[tuple[int, str | None, str, str | None]]:
         """(ts_ns, user, action, text) of everything that happened to an alarm."""
         with self._lock:
-            return self._db.execute(
-                "SELECT ts_ns, user, action, text FROM alarm_log WHERE alarm_id = ? ORDER BY id",
-                (alarm_id,),
-            ).fetchall()
+            return self._db.history(alarm_id)
 
     def close(self) -> None:
         """Close the database."""
@@ -313,6 +242,14 @@ class AlarmBook:
         extra: dict = {}
         if dev is not None:
             extra = {"device_name": dev.name, **dev.attrs}
+        if tr.geofence:  # the place a vehicle alarm is about, for the map and the case
+            extra["geofence"] = tr.geofence
+            g = self._geofences.get(tr.geofence)
+            if g is not None:
+                extra.update(geofence_name=g.name or g.id, geofence_kind=g.kind)
+        # a vehicle is where the transition saw it, not where its device config says
+        lat = tr.lat if tr.lat is not None else dev.location.lat if dev and dev.location else None
+        lon = tr.lon if tr.lon is not None else dev.location.lon if dev and dev.location else None
         return AlarmEvent(
             alarm_id=uuid.uuid4().hex[:12],
             rule_id=rule.id,
@@ -326,29 +263,13 @@ class AlarmBook:
             value=tr.value,
             threshold=tr.threshold,
             message=rule.message or rule.id,
-            lat=dev.location.lat if dev is not None and dev.location else None,
-            lon=dev.location.lon if dev is not None and dev.location else None,
+            lat=lat,
+            lon=lon,
             extra=extra,
         )
 
     def _save(self, ev: AlarmEvent, user: str | None, action: str, text: str | None) -> None:
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.execute(
-                "INSERT OR REPLACE INTO alarms (alarm_id, rule_id, subject, state, updated_ns, doc) VALUES (?,?,?,?,?,?)",
-                (
-                    ev.alarm_id,
-                    ev.rule_id,
-                    ev.subject,
-                    ev.state.value,
-                    ev.updated_ns,
-                    ev.model_dump_json(),
-                ),
-            )
-            self._db.execute(
-                "INSERT INTO alarm_log (alarm_id, ts_ns, user, action, text) VALUES (?,?,?,?,?)",
-                (ev.alarm_id, ev.updated_ns, user, action, text),
-            )
+        self._db.save(ev, user, action, text)
         key = (ev.rule_id, ev.subject)
         if ev.state in ACTIVE_STATES:
             self._open[key] = ev

@@ -37,6 +37,10 @@ _DEADLINE_H = {Severity.CRITICAL: 2, Severity.MAJOR: 24, Severity.MINOR: 72, Sev
 
 def case_record(ev: AlarmEvent, rule: RuleConfig) -> CaseRecord:
     """The case for an alarm, with the rule's category codes and the alarm's evidence."""
+    # the geofence a vehicle alarm is about (disposal site, route, nearest approved site...)
+    place = {
+        k: ev.extra[k] for k in ("geofence", "geofence_name", "geofence_kind") if k in ev.extra
+    }
     return CaseRecord(
         idempotency_key=ev.alarm_id,
         category_major=rule.category.major,
@@ -47,7 +51,8 @@ def case_record(ev: AlarmEvent, rule: RuleConfig) -> CaseRecord:
             f"（阈值 {ev.threshold:g}），规则 {rule.id}，级别 {ev.severity.value}。"
             if ev.value is not None and ev.threshold is not None
             else f"{ev.message}。设备 {ev.device_id}，规则 {rule.id}。"
-        ),
+        )
+        + (f"关联区域 {place.get('geofence_name', place['geofence'])}。" if place else ""),
         device_id=ev.device_id,
         lat=ev.lat,
         lon=ev.lon,
@@ -62,6 +67,7 @@ def case_record(ev: AlarmEvent, rule: RuleConfig) -> CaseRecord:
             "raised_ns": ev.raised_ns,
             "severity": ev.severity.value,
             "deadline_ns": ev.raised_ns + _DEADLINE_H[ev.severity] * 3600 * 10**9,
+            **place,
         },
     )
 

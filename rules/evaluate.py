@@ -1,9 +1,11 @@
 """Score alarms against a simulator's ground truth: precision, recall, detection latency.
 
 The ground truth is JSON lines ``{"ts_ns", "kind", "device", ...}``, one per injected
-fault. A fault is *detected* by the first raise of its rule on its device within
-``[ts - slack, ts + max_latency]``; a raise of a scored rule that detects no fault is a
-false positive. Rules without any mapped fault kind are not scored.
+fault. A fault is *detected* by the first raise of its rule on its device from
+``ts - slack`` until ``ts + max_latency`` or the fault's end (``end_ns``), whichever is
+later: a fault whose symptom comes at random within it (a sensor's spikes) is found late,
+not missed, and the latency figures show how late. A raise of a scored rule that detects
+no fault is a false positive. Rules without any mapped fault kind are not scored.
 """
 
 from __future__ import annotations
@@ -87,9 +89,10 @@ def score(
     for f in sorted(faults, key=lambda f: f["ts_ns"]):
         rule, dev, t = mapping[f["kind"]], f["device"], int(f["ts_ns"])
         wanted = set(OFFLINE_RULES) if rule == OFFLINE else {rule}
+        end = int(f.get("end_ns") or 0)
         hit = next(
             (i for i, (r, d, ts) in enumerate(raises) if r in wanted and d == dev and not used[i]
-             and t - slack_s * S <= ts <= t + lat_of.get(r, max_latency_s) * S),
+             and t - slack_s * S <= ts <= max(t + lat_of.get(r, max_latency_s) * S, end)),
             None,
         )  # fmt: skip
         if hit is None and rule == OFFLINE:  # charge the miss to the device's own domain

@@ -19,7 +19,7 @@ from rules.transition import Transition, subject_of
 __all__ = ["FamilyEngine", "local_ns", "sun_table"]
 
 _DAY = 86_400 * 1_000_000_000
-_STATE = ("since", "active", "s_v", "s_t")
+_STATE = ("since", "active", "s_v", "s_t", "s_u", "s_x", "s_lim")
 _WIN = ("w_sum", "w_cnt", "w_max", "w_head")
 
 
@@ -57,7 +57,7 @@ def sun_table(lat: float, lon: float, day_no: int) -> tuple[int, int]:
 
 
 class FamilyEngine:
-    """Window, stale, flatline, rate, cross-field, astro and noise rules over frames."""
+    """Window, stale, flatline, rate, cross-field, astro, noise and spike rules over frames."""
 
     def __init__(
         self,
@@ -77,10 +77,14 @@ class FamilyEngine:
         nb = self.arr.max_buckets
         self.ser_val = np.zeros(0)
         self.ser_ts = np.zeros(0, dtype=np.int64)
+        self.dev_ts = np.zeros(0, dtype=np.int64)
         self.since = np.zeros(0, dtype=np.int64)
         self.active = np.zeros(0, dtype=np.uint8)
         self.s_v = np.zeros(0)
         self.s_t = np.zeros(0, dtype=np.int64)
+        self.s_u = np.zeros(0)  # spike: the row before the previous one
+        self.s_x = np.zeros(0)  # the latest derived value (what the clock raises with)
+        self.s_lim = np.zeros(0, dtype=np.int64)  # the clock's limit, see rules.fkernels
         self.w_sum = np.zeros((0, nb))
         self.w_cnt = np.zeros((0, nb), dtype=np.int64)
         self.w_max = np.zeros((0, nb))
@@ -112,10 +116,14 @@ class FamilyEngine:
 
         self.ser_val = ext(self.ser_val, ix.n_series, np.nan)
         self.ser_ts = ext(self.ser_ts, ix.n_series, K.NO_TS)
+        self.dev_ts = ext(self.dev_ts, ix.n_devices, K.NO_TS)
         self.since = ext(self.since, ix.n_slots, K.NO_TS)
         self.active = ext(self.active, ix.n_slots, 0)
         self.s_v = ext(self.s_v, ix.n_slots, np.nan)
         self.s_t = ext(self.s_t, ix.n_slots, K.NO_TS)
+        self.s_u = ext(self.s_u, ix.n_slots, np.nan)
+        self.s_x = ext(self.s_x, ix.n_slots, np.nan)
+        self.s_lim = ext(self.s_lim, ix.n_slots, K.NO_TS)
         self.w_sum = ext(self.w_sum, ix.n_win, 0.0)
         self.w_cnt = ext(self.w_cnt, ix.n_win, 0)
         self.w_max = ext(self.w_max, ix.n_win, -np.inf)
@@ -162,7 +170,7 @@ class FamilyEngine:
 
     def run_arrays(self, sids, ts, vals, loc, off, on) -> list[Transition]:  # type: ignore[no-untyped-def]
         """Run the kernel over prepared arrays (ids already mapped)."""
-        ptr, feed, s_rule, s_guard, s_aux, s_win = self.index.arrays()
+        ptr, feed, s_rule, s_guard, s_aux, s_win, _, ser_dev = self.index.arrays()
         max_feed = int(np.diff(ptr).max()) if len(ptr) > 1 else 0
         if max_feed > self._cap:
             self._alloc(max_feed)
@@ -172,9 +180,10 @@ class FamilyEngine:
         while True:
             nxt, k = F.run_families(
                 sids, ts, vals, start, loc, off, on,
-                ptr, feed, s_rule, s_guard, s_aux, s_win,
-                a.fam, a.op, a.set, a.clear, a.for_ns, a.guard_eq, a.p, a.i,
-                self.ser_val, self.ser_ts, self.since, self.active, self.s_v, self.s_t,
+                ptr, feed, s_rule, s_guard, s_aux, s_win, ser_dev,
+                a.fam, a.op, a.set, a.clear, a.for_ns, a.guard_op, a.guard_val, a.p, a.i,
+                self.ser_val, self.ser_ts, self.dev_ts, self.since, self.active,
+                self.s_v, self.s_t, self.s_u, self.s_x, self.s_lim,
                 self.w_sum, self.w_cnt, self.w_max, self.w_head, *self._o, self.counters,
             )  # fmt: skip
             out.extend(self._transitions(k))
@@ -184,19 +193,24 @@ class FamilyEngine:
             self._alloc(self._cap * 2)
 
     def tick(self, now_ns: int) -> list[Transition]:
-        """Raise the staleness rules of devices silent for too long at ``now_ns``."""
+        """The clock at ``now_ns``: staleness, and conditions confirmed at their due times."""
         if not self.rules:
             return []
         self.grow()
-        _, _, s_rule, s_guard, _, _ = self.index.arrays()
-        if len(s_rule) > self._cap:
-            self._alloc(len(s_rule))
+        _, _, s_rule, s_guard, _, _, s_dev, _ = self.index.arrays()
         a = self.arr
-        k = F.tick(
-            int(now_ns), s_rule, s_guard, a.fam, a.guard_eq, a.i,
-            self.ser_val, self.active, self.s_t, *self._o,
-        )  # fmt: skip
-        return self._transitions(k)
+        out: list[Transition] = []
+        q = 0
+        while q < len(s_rule):
+            q, k = F.tick(
+                int(now_ns), q, s_rule, s_dev, s_guard, a.fam, a.for_ns, a.silence_ns,
+                a.guard_op, a.guard_val, a.i, self.ser_val, self.dev_ts, self.since,
+                self.active, self.s_t, self.s_x, self.s_lim, *self._o,
+            )  # fmt: skip
+            out.extend(self._transitions(k))
+            if q < len(s_rule):
+                self._alloc(self._cap * 2)
+        return out
 
     def _transitions(self, k: int) -> list[Transition]:
         res = []
@@ -243,11 +257,14 @@ class FamilyEngine:
         for old, sid in enumerate(sids):
             if sid >= 0:
                 self.ser_val[sid], self.ser_ts[sid] = z["f_ser_val"][old], z["f_ser_ts"][old]
+        ser_dev = self.index.arrays()[7]  # a device's latest ts: the latest of its series
+        np.maximum.at(self.dev_ts, ser_dev, self.ser_ts[: len(ser_dev)])
         now = {"\x1f".join(self.index.slot_key(q)): q for q in range(self.index.n_slots)}
+        saved = [n for n in _STATE if f"f_{n}" in z]  # older snapshots lack newer columns
         for old, key in enumerate(z["f_slot_key"].tolist()):
             q = now.get(key)
             if q is not None:
-                for n in _STATE:
+                for n in saved:
                     getattr(self, n)[q] = z[f"f_{n}"][old]
         old_keys = z["f_slot_key"].tolist()
         nb = self.arr.max_buckets
@@ -264,6 +281,8 @@ def _threshold(rule: FamilyRule, raise_: bool) -> float:
         return float(rule.day_limit)  # type: ignore[union-attr]
     if rule.family == "stale":
         return float(rule.silent_s)  # type: ignore[union-attr]
+    if rule.family == "spike":
+        return float(rule.factor)  # type: ignore[union-attr]
     if rule.family in ("window", "rate", "cross"):
         return float(rule.set if raise_ else rule.clear)  # type: ignore[union-attr]
     return float(rule.for_s)

@@ -4,6 +4,7 @@ local time from ``zoneinfo`` and the sun from :mod:`contracts.astro` per row."""
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -17,6 +18,8 @@ from rules.transition import Transition, subject_of
 __all__ = ["FamilyReference"]
 
 _NS = 1_000_000_000
+_DAY = 86_400 * _NS
+_TESTS = {"equals": operator.eq, "above": operator.gt, "below": operator.lt}
 
 
 def _rx(p: str) -> re.Pattern[str]:
@@ -40,11 +43,12 @@ class FamilyReference:
         self.raised: set[tuple] = set()
         self.mem: dict[tuple, object] = {}  # per-subject family memory
         self.last_seen: dict[tuple[str, str], int] = {}  # (rule_id, device) -> ts
-        self.stale_kind: dict[tuple[str, str], tuple[FamilyRule, str]] = {}
+        self.value: dict[tuple, float] = {}  # subject -> its latest derived value
+        self.stands: dict[tuple, int] = {}  # subject -> until when the clock may confirm
 
     def _used(self, kind: str, field: str) -> bool:
         for r in self.rules:
-            pats = [r.field] + ([r.guard.field] if r.guard else [])
+            pats = [r.field] + [g.field for g in r.guards]
             pats += [r.other] if r.family == "cross" else []  # type: ignore[union-attr]
             if r.kind == kind and any(_rx(p).match(field) for p in pats):
                 return True
@@ -69,7 +73,8 @@ class FamilyReference:
         return out
 
     def tick(self, now: int) -> list[Transition]:
-        """Raise silent staleness subjects."""
+        """The clock: raise silent staleness subjects at ``now``, and conditions whose due
+        time has come at that time (see :mod:`rules.fkernels`)."""
         out = []
         for (rid, dev), seen in self.last_seen.items():
             rule = next(r for r in self.rules if r.id == rid)
@@ -80,14 +85,47 @@ class FamilyReference:
                 self.raised.add(key)
                 out.append(Transition(rid, dev, dev, "", "raise", now, (now - seen) / 1e9,
                                       float(rule.silent_s)))  # type: ignore[union-attr]  # fmt: skip
+        for r in self.rules:
+            for key in [k for k in self.mem.keys() | self.latch.keys() if k[0] == r.id]:
+                out.extend(self._confirm(r, key, now))
         return out
 
+    def _confirm(self, r: FamilyRule, key: tuple, now: int) -> list[Transition]:
+        _, dev, field = key
+        if key in self.raised:
+            return []
+        if r.family == "flatline":
+            run_ts = self.mem[key][0]  # type: ignore[index]
+            due = run_ts + round(r.for_s * _NS)
+            if due <= self.stands[key]:  # a row reached the due time: rows decided
+                return []
+            x = 1.0
+        elif r.family in ("cross", "astro", "noise") and key in self.latch:
+            due = self.latch[key] + round(r.for_s * _NS)
+            if r.family != "cross" and due > self.stands[key]:
+                return []
+            x = self.value[key]
+        else:
+            return []
+        heard = max(ts for (d, _), (ts, _) in self.latest.items() if d == dev)
+        groups = _rx(r.field).match(field).groups()  # type: ignore[union-attr]
+        if due > now or heard < due - round(r.max_silence_s * _NS):
+            return []
+        if not self._guard_ok(r, dev, groups):
+            return []
+        self.latch[key] = self.latch.get(key, due)
+        self.raised.add(key)
+        subject = subject_of(dev, field, "*" in r.field)
+        return [Transition(r.id, dev, subject, field, "raise", due, x, self._thresholds(r)[0])]
+
     def _guard_ok(self, rule: FamilyRule, dev: str, groups: tuple[str, ...]) -> bool:
-        if rule.guard is None:
-            return True
-        gf = rule.guard.field.replace("*", groups[0]) if groups else rule.guard.field
-        g = self.latest.get((dev, gf))
-        return g is not None and g[1] == rule.guard.equals
+        for g in rule.guards:
+            gf = g.field.replace("*", groups[0]) if groups else g.field
+            seen = self.latest.get((dev, gf))
+            test, level = g.test
+            if seen is None or not _TESTS[test](seen[1], level):
+                return False
+        return True
 
     def _row(self, r: FamilyRule, dev: str, kind: str, field: str, groups, ts: int, v: float):  # type: ignore[no-untyped-def]
         if r.family == "stale":
@@ -101,6 +139,7 @@ class FamilyReference:
         x = self._derive(r, key, dev, ts, v)
         if x is None:
             return []
+        self.value[key] = x
         op, set_, clear, for_ns = self._latch_params(r)
         crossing, release = (x > set_, x < clear) if op == "above" else (x < set_, x > clear)
         if not self._guard_ok(r, dev, groups):
@@ -124,6 +163,8 @@ class FamilyReference:
 
     @staticmethod
     def _latch_params(r: FamilyRule) -> tuple[str, float, float, int]:
+        if r.family == "spike":
+            return "above", r.factor, r.factor, 0  # type: ignore[union-attr]
         if r.family in ("window", "rate", "cross"):
             return r.op, r.set, r.clear, round(r.for_s * _NS)  # type: ignore[union-attr,return-value]
         if r.family == "noise":
@@ -138,6 +179,8 @@ class FamilyReference:
             return float(r.set), float(r.clear)  # type: ignore[union-attr,arg-type]
         if r.family == "noise":
             return float(r.day_limit), float(r.day_limit)  # type: ignore[union-attr]
+        if r.family == "spike":
+            return float(r.factor), float(r.factor)  # type: ignore[union-attr]
         return float(r.for_s), float(r.for_s)
 
     def _derive(self, r: FamilyRule, key: tuple, dev: str, ts: int, v: float) -> float | None:
@@ -151,6 +194,8 @@ class FamilyReference:
             acc[0] += v
             acc[1] += 1
             acc[2] = max(acc[2], v)
+            if len(buckets) < r.min_coverage * r.buckets:  # type: ignore[union-attr]
+                return None
             if r.agg == "max":  # type: ignore[union-attr]
                 return max(a[2] for a in buckets.values())
             # the kernel sums by ring position: do the same so floats agree bit for bit
@@ -166,11 +211,21 @@ class FamilyReference:
                 return None
             x = (v - prev[1]) / float(ts - prev[0]) * 60e9  # type: ignore[index]
             return abs(x) if r.absolute else x  # type: ignore[union-attr]
+        if r.family == "spike":
+            prev = self.mem.get(key)  # (ts, value, the value before)
+            if prev is not None and prev[0] == ts:  # type: ignore[index]
+                self.mem[key] = (ts, v, prev[2])  # type: ignore[index]
+                return None
+            self.mem[key] = (ts, v, prev[1] if prev else None)  # type: ignore[index]
+            if prev is None or prev[2] is None:  # type: ignore[index]
+                return None
+            return prev[1] / max(prev[2], v, r.floor)  # type: ignore[index,union-attr]
         if r.family == "flatline":
             run = self.mem.get(key)
             if run is None or abs(v - run[1]) > r.eps:  # type: ignore[index,union-attr]
                 run = (ts, v)
                 self.mem[key] = run
+            self.stands[key] = ts
             return 1.0 if ts - run[0] >= round(r.for_s * _NS) else 0.0  # type: ignore[index]
         if r.family == "cross":
             o = self.latest.get((dev, r.other))  # type: ignore[union-attr]
@@ -180,16 +235,20 @@ class FamilyReference:
         local = datetime.fromtimestamp(ts // _NS, UTC).astimezone(self.tz)
         sec = (local.hour * 3600 + local.minute * 60 + local.second) * _NS + ts % _NS
         if r.family == "noise":
-            day = round(r.day_start_h * 3600 * _NS) <= sec < round(r.day_end_h * 3600 * _NS)  # type: ignore[union-attr]
-            return v - (r.day_limit if day else r.night_limit)  # type: ignore[union-attr]
+            a, b = round(r.day_start_h * 3600 * _NS), round(r.day_end_h * 3600 * _NS)  # type: ignore[union-attr]
+            nxt = next((x for x in (a, b) if sec < x), _DAY + a)  # the next day/night change
+            self.stands[key] = ts + nxt - sec
+            return v - (r.day_limit if a <= sec < b else r.night_limit)  # type: ignore[union-attr]
         dc = self.devices.get(dev)
         day_no = (local.date() - datetime(1970, 1, 1).date()).days
         off, on = (
             sun_table(dc.location.lat, dc.location.lon, day_no) if dc and dc.location else (0, 0)
         )
-        day = (
-            off + round(r.off_offset_min * 60 * _NS) <= ts < on + round(r.on_offset_min * 60 * _NS)
-        )  # type: ignore[union-attr]
+        start = off + round(r.off_offset_min * 60 * _NS)  # type: ignore[union-attr]
+        end = on + round(r.on_offset_min * 60 * _NS)  # type: ignore[union-attr]
+        day = start <= ts < end
+        # until the day/night state changes; an evening's night: to an hour before sunrise
+        self.stands[key] = start if ts < start else end if ts < end else start + _DAY - 3600 * _NS
         lit = v >= 0.5
         if r.expect == "lit_in_day":  # type: ignore[union-attr]
             return 1.0 if lit and day else 0.0

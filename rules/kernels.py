@@ -1,4 +1,4 @@
-"""The numba kernel: threshold rules with hysteresis, minimum duration and a guard.
+"""The numba kernel: threshold rules with hysteresis, minimum duration and guards.
 
 Semantics (the reference engine in ``rules.reference`` implements exactly the same):
 
@@ -6,18 +6,27 @@ Semantics (the reference engine in ``rules.reference`` implements exactly the sa
   used by no rule, when its value is NaN, or when its ts is older than the latest ts
   already processed for its series ("late"; an equal ts is processed). Ignored rows change
   no state, not even the series' latest value.
-* Every processed row first updates its series' latest value and ts (guards read these),
-  then evaluates each slot (rule subject) the series feeds, in rule order.
+* Every processed row first updates its series' latest value and ts (guards read these)
+  and its device's latest ts, then evaluates each slot (rule subject) the series feeds,
+  in rule order.
+* Each slot has its own set/clear levels: the rule's, or for a rule ``relative_to`` an
+  expected value, the rule's shares of the subject's expected value.
 * For ``above``: *crossing* is ``value > set``, *release* is ``value < clear``; for
-  ``below``: crossing is ``value < set``, release is ``value > clear``. While the guard
-  series' latest value != ``equals`` (or it has never been seen) the row counts as a
-  release and never as a crossing.
+  ``below``: crossing is ``value < set``, release is ``value > clear``. While any guard
+  fails on its series' latest value (``equals`` / ``above`` / ``below`` a level; a series
+  never seen fails) the row counts as a release and never as a crossing.
 * A slot is *latched* from the first crossing (``since`` = that row's ts) until a release.
   Between set and clear (the hysteresis band) the latch holds, whether or not the alarm is
   raised yet. A release unlatches; if the alarm was raised it clears at that row's ts.
 * A latched slot raises, once, on the first of its rows with ``ts - since >= for_s``
-  (with ``for_s = 0`` the crossing row itself raises). Durations are only checked on rows
-  of the subject's own series; guard rows only update the guard's latest value.
+  (with ``for_s = 0`` the crossing row itself raises). Guard rows only update the guard's
+  latest value.
+* The clock (:func:`confirm`, from ``RulesEngine.tick(now)``, ``now`` being the event
+  time up to which rows have arrived): the latest value stands until replaced, so a
+  latched, not yet raised slot whose due time ``since + for_s`` is ``<= now`` raises at
+  ``since + for_s`` (not at ``now``) with its latest value, when its guards hold on
+  their latest values and its device's latest row (of any series these rules read) is
+  no older than ``due - max_silence_s``. The clock never releases or clears: rows do.
 """
 
 from __future__ import annotations
@@ -36,7 +45,9 @@ __all__ = [
     "N_COUNTERS",
     "emit",
     "latch",
+    "guards_ok",
     "run_batch",
+    "confirm",
     "warm_up",
     "readonly",
 ]
@@ -91,11 +102,33 @@ def latch(
 
 
 @njit(cache=True, nogil=True)
+def guards_ok(q, r, slot_guard, gop, gval, ser_val):  # fmt: skip
+    """Whether every guard of slot ``q`` (rule ``r``) holds on its series' latest value;
+    ``slot_guard[q]`` lists guard series ids, -1 after the last."""
+    for j in range(slot_guard.shape[1]):
+        g = slot_guard[q, j]
+        if g < 0:
+            return True
+        x = ser_val[g]
+        c = gval[r, j]
+        o = gop[r, j]
+        if o == 0:
+            ok = x == c
+        elif o == 1:
+            ok = x > c
+        else:
+            ok = x < c
+        if not ok:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
 def run_batch(
     sids, ts, vals, start,
-    feed_ptr, feed_slot, slot_rule, slot_guard,
-    rule_op, rule_set, rule_clear, rule_for, rule_geq,
-    ser_val, ser_ts, slot_since, slot_active, slot_last,
+    feed_ptr, feed_slot, slot_rule, slot_guard, slot_set, slot_clear, ser_dev,
+    rule_op, rule_for, rule_gop, rule_gval,
+    ser_val, ser_ts, dev_ts, slot_since, slot_active, slot_last,
     out_slot, out_ts, out_kind, out_val, counters,
 ):  # fmt: skip
     """Process rows ``start..`` until done or the output is full; return (next row, n emitted)."""
@@ -120,17 +153,49 @@ def run_batch(
                 break  # resume at this row with a larger output
             ser_val[s] = v
             ser_ts[s] = t
+            d = ser_dev[s]
+            if t > dev_ts[d]:
+                dev_ts[d] = t
             counters[0] += 1
             for j in range(a, b):
                 q = feed_slot[j]
                 r = slot_rule[q]
-                g = slot_guard[q]
-                guard_ok = g < 0 or ser_val[g] == rule_geq[r]
-                k = latch(q, v, t, guard_ok, rule_op[r], rule_set[r], rule_clear[r], rule_for[r],
+                ok = guards_ok(q, r, slot_guard, rule_gop, rule_gval, ser_val)
+                k = latch(q, v, t, ok, rule_op[r], slot_set[q], slot_clear[q], rule_for[r],
                           slot_since, slot_active, out_slot, out_ts, out_kind, out_val, k)  # fmt: skip
                 slot_last[q] = v
         i += 1
     return i, k
+
+
+@njit(cache=True, nogil=True)
+def confirm(
+    now, start, slot_rule, slot_dev, slot_guard, rule_for, rule_silence, rule_gop, rule_gval,
+    ser_val, dev_ts, since, active, slot_last, out_slot, out_ts, out_kind, out_val,
+):  # fmt: skip
+    """Raise latched slots ``start..`` that the clock confirms at ``now`` (see the module
+    docstring), each at its due time; return (next slot, n emitted) when the output fills."""
+    no_ts = np.iinfo(np.int64).min
+    n = slot_rule.shape[0]
+    cap = out_slot.shape[0]
+    k = 0
+    q = start
+    while q < n:
+        s0 = since[q]
+        if s0 != no_ts and active[q] == 0:
+            r = slot_rule[q]
+            due = s0 + rule_for[r]
+            if (
+                due <= now
+                and dev_ts[slot_dev[q]] >= due - rule_silence[r]
+                and guards_ok(q, r, slot_guard, rule_gop, rule_gval, ser_val)
+            ):
+                if k >= cap:
+                    break
+                active[q] = 1
+                k = emit(out_slot, out_ts, out_kind, out_val, k, q, due, 1, slot_last[q])
+        q += 1
+    return q, k
 
 
 def readonly(a: np.ndarray) -> np.ndarray:
@@ -142,15 +207,22 @@ def readonly(a: np.ndarray) -> np.ndarray:
 
 
 def warm_up() -> None:
-    """Compile (or load from the cache) the kernel with exactly the production dtypes."""
-    z32 = np.zeros(0, dtype=np.int32)
+    """Compile (or load from the cache) the kernels with exactly the production dtypes."""
+    i8, i32, i64 = np.int8, np.int32, np.int64
+    z32, z64 = np.zeros(0, dtype=i32), np.zeros(0, dtype=i64)
+    g32 = np.zeros((0, 1), dtype=i32)
+    out = (np.zeros(1, dtype=i32), np.zeros(1, dtype=i64), np.zeros(1, dtype=i8), np.zeros(1))
     run_batch(
-        readonly(np.zeros(1, dtype=np.int32)), readonly(np.zeros(1, dtype=np.int64)),
-        readonly(np.zeros(1, dtype=np.float64)), 0,
-        np.zeros(2, dtype=np.int64), z32, z32, z32,
-        np.zeros(0, dtype=np.int8), np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0),
-        np.full(1, np.nan), np.full(1, NO_TS, dtype=np.int64), np.zeros(0, dtype=np.int64),
-        np.zeros(0, dtype=np.uint8), np.zeros(0),
-        np.zeros(1, dtype=np.int32), np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int8),
-        np.zeros(1), np.zeros(N_COUNTERS, dtype=np.int64),
+        readonly(np.zeros(1, dtype=i32)), readonly(np.zeros(1, dtype=i64)),
+        readonly(np.zeros(1)), 0,
+        np.zeros(2, dtype=i64), z32, z32, g32, np.zeros(0), np.zeros(0), np.zeros(1, dtype=i32),
+        np.zeros(0, dtype=i8), z64, np.zeros((0, 1), dtype=i8), np.zeros((0, 1)),
+        np.full(1, np.nan), np.full(1, NO_TS, dtype=i64), np.full(1, NO_TS, dtype=i64),
+        z64, np.zeros(0, dtype=np.uint8), np.zeros(0),
+        *out, np.zeros(N_COUNTERS, dtype=i64),
+    )  # fmt: skip
+    confirm(
+        0, 0, z32, z32, g32, z64, z64, np.zeros((0, 1), dtype=i8), np.zeros((0, 1)),
+        np.full(1, np.nan), np.full(1, NO_TS, dtype=i64), z64, np.zeros(0, dtype=np.uint8),
+        np.zeros(0), *out,
     )  # fmt: skip

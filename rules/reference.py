@@ -8,13 +8,18 @@ documented in :mod:`rules.kernels`.
 from __future__ import annotations
 
 import math
+import operator
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from contracts.config import RuleConfig
+from contracts.config import DeviceConfig, RuleConfig
+from rules.compile import EXPECTED
 from rules.transition import Transition, subject_of
 
 __all__ = ["ReferenceEngine"]
+
+_NS = 1_000_000_000
+_TESTS = {"equals": operator.eq, "above": operator.gt, "below": operator.lt}
 
 
 def _regex(pattern: str) -> re.Pattern[str]:
@@ -24,20 +29,44 @@ def _regex(pattern: str) -> re.Pattern[str]:
 class ReferenceEngine:
     """Row-at-a-time threshold rules; same inputs, same transitions as the numba engine."""
 
-    def __init__(self, rules: list[RuleConfig]):
+    def __init__(self, rules: list[RuleConfig], devices: Mapping[str, DeviceConfig] | None = None):
         self.rules = list(rules)
+        self.devices = dict(devices or {})
         self._re = [_regex(r.field) for r in self.rules]
-        self._guard_re = [_regex(r.guard.field) if r.guard else None for r in self.rules]
+        self._guard_re = [[_regex(g.field) for g in r.guards] for r in self.rules]
         self.latest: dict[tuple[str, str], tuple[int, float]] = {}  # (device, field) -> (ts, value)
         self.latch: dict[tuple[str, str, str], int] = {}  # (rule_id, device, field) -> since
         self.raised: set[tuple[str, str, str]] = set()
         self.ignored = {"nan": 0, "late": 0, "unused": 0}
 
-    def _used(self, kind: str, field: str) -> bool:
-        for rule, rx, grx in zip(self.rules, self._re, self._guard_re):
-            if rule.kind == kind and (rx.match(field) or (grx is not None and grx.match(field))):
-                return True
-        return False
+    def _levels(self, rule: RuleConfig, dev: str, groups: tuple[str, ...]) -> tuple | None:
+        assert rule.clear is not None
+        if rule.relative_to is None:
+            return rule.set, rule.clear
+        dc = self.devices.get(dev)
+        star = groups[0] if groups else ""
+        exp = EXPECTED[rule.relative_to](dc.attrs, star) if dc is not None else None
+        return None if exp is None else (rule.set * exp, rule.clear * exp)
+
+    def _subjects(self, kind: str, field: str, dev: str) -> list[tuple[RuleConfig, tuple, tuple]]:
+        """(rule, groups, (set, clear)) of every rule subject this series feeds."""
+        out = []
+        for rule, rx in zip(self.rules, self._re):
+            m = rx.match(field)
+            if rule.kind == kind and m is not None:
+                levels = self._levels(rule, dev, m.groups())
+                if levels is not None:
+                    out.append((rule, m.groups(), levels))
+        return out
+
+    def _used(self, kind: str, field: str, dev: str) -> bool:
+        if self._subjects(kind, field, dev):
+            return True
+        return any(
+            rule.kind == kind and g.match(field)
+            for rule, grs in zip(self.rules, self._guard_re)
+            for g in grs
+        )
 
     def process_rows(
         self, rows: Iterable[tuple[str, str, int, str, float | None]]
@@ -45,7 +74,7 @@ class ReferenceEngine:
         """Feed rows ``(device_id, kind, ts, field, value)`` in arrival order."""
         out: list[Transition] = []
         for dev, kind, ts, field, value in rows:
-            if not self._used(kind, field):
+            if not self._used(kind, field, dev):
                 self.ignored["unused"] += 1
                 continue
             if value is None or math.isnan(value):
@@ -56,26 +85,30 @@ class ReferenceEngine:
                 self.ignored["late"] += 1
                 continue
             self.latest[(dev, field)] = (ts, value)
-            for rule, rx in zip(self.rules, self._re):
-                m = rx.match(field)
-                if rule.kind != kind or m is None:
-                    continue
-                out.extend(self._evaluate(rule, dev, field, m.groups(), ts, value))
+            for rule, groups, levels in self._subjects(kind, field, dev):
+                out.extend(self._evaluate(rule, dev, field, groups, levels, ts, value))
         return out
 
+    def _guards_hold(self, rule: RuleConfig, dev: str, groups: tuple[str, ...]) -> bool:
+        for g in rule.guards:
+            gfield = g.field.replace("*", groups[0]) if groups else g.field
+            seen = self.latest.get((dev, gfield))
+            test, level = g.test
+            if seen is None or not _TESTS[test](seen[1], level):
+                return False
+        return True
+
     def _evaluate(
-        self, rule: RuleConfig, dev: str, field: str, groups: tuple[str, ...], ts: int, v: float
-    ) -> list[Transition]:
-        assert rule.clear is not None
+        self, rule: RuleConfig, dev: str, field: str, groups: tuple[str, ...],
+        levels: tuple[float, float], ts: int, v: float,
+    ) -> list[Transition]:  # fmt: skip
+        set_, clear = levels
         if rule.op == "above":
-            crossing, release = v > rule.set, v < rule.clear
+            crossing, release = v > set_, v < clear
         else:
-            crossing, release = v < rule.set, v > rule.clear
-        if rule.guard is not None:
-            gfield = rule.guard.field.replace("*", groups[0]) if groups else rule.guard.field
-            g = self.latest.get((dev, gfield))
-            if g is None or g[1] != rule.guard.equals:
-                crossing, release = False, True
+            crossing, release = v < set_, v > clear
+        if not self._guards_hold(rule, dev, groups):
+            crossing, release = False, True
         key = (rule.id, dev, field)
         subject = subject_of(dev, field, "*" in rule.field)
         out = []
@@ -86,11 +119,34 @@ class ReferenceEngine:
             del self.latch[key]
             if key in self.raised:
                 self.raised.discard(key)
-                out.append(
-                    Transition(rule.id, dev, subject, field, "clear", ts, v, float(rule.clear))
-                )
+                out.append(Transition(rule.id, dev, subject, field, "clear", ts, v, clear))
         since = self.latch.get(key)
-        if since is not None and key not in self.raised and ts - since >= round(rule.for_s * 1e9):
+        if since is not None and key not in self.raised and ts - since >= round(rule.for_s * _NS):
             self.raised.add(key)
-            out.append(Transition(rule.id, dev, subject, field, "raise", ts, v, float(rule.set)))
+            out.append(Transition(rule.id, dev, subject, field, "raise", ts, v, set_))
+        return out
+
+    def tick(self, now: int) -> list[Transition]:
+        """The clock: raise latched subjects whose due time has come, at that time, while
+        their guards hold and their device was heard within ``max_silence_s`` of it."""
+        by_id = {r.id: (r, rx) for r, rx in zip(self.rules, self._re)}
+        out = []
+        for (rid, dev, field), since in self.latch.items():
+            key = (rid, dev, field)
+            rule, rx = by_id[rid]
+            due = since + round(rule.for_s * _NS)
+            if key in self.raised or due > now:
+                continue
+            heard = max(ts for (d, _), (ts, _) in self.latest.items() if d == dev)
+            groups = rx.match(field).groups()  # type: ignore[union-attr]
+            if heard < due - round(rule.max_silence_s * _NS) or not self._guards_hold(
+                rule, dev, groups
+            ):
+                continue
+            self.raised.add(key)
+            levels = self._levels(rule, dev, groups)
+            assert levels is not None
+            value = self.latest[(dev, field)][1]
+            subject = subject_of(dev, field, "*" in rule.field)
+            out.append(Transition(rid, dev, subject, field, "raise", due, value, levels[0]))
         return out

@@ -21,11 +21,15 @@ from rules.alarms import AlarmActionError, AlarmBook
 from rules.cases import CaseOutbox, EmbeddedCaseInbox, HttpCaseSink, OutboxWorker, case_record
 from rules.engine import RulesEngine, SnapshotError
 
-__all__ = ["RulesService", "STATE_FILE", "ACTION_ROLES", "policy_of"]
+__all__ = ["RulesService", "STATE_FILE", "TICK_LAG_S", "ACTION_ROLES", "policy_of"]
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "rules-state.bin"
+#: Rows reach the engine a few seconds after their event time (the agent's batching,
+#: MQTT, ingest): the engine's clock runs this far behind the wall, so that it neither
+#: confirms a condition whose releasing row is still on its way nor calls a device silent.
+TICK_LAG_S = 5.0
 #: who may act on alarms of which domain (permission is checked here, where the action lands)
 ACTION_ROLES: dict[str, frozenset[str]] = {
     "admin": frozenset({"lighting", "dust", "vehicle"}),
@@ -79,7 +83,7 @@ class RulesService:
         self.last_batch_ms = 0.0
         self.book = AlarmBook(
             cfg.path(cfg.alarms.path), self._publish, store_hook=self._history,
-            devices=devices, policy=policy_of(cfg),
+            devices=devices, policy=policy_of(cfg), geofences=cfg.geofences,
         )  # fmt: skip
         self.outbox = CaseOutbox(cfg.path("case-outbox.db"))
         if cfg.cases.sink == "http":
@@ -107,10 +111,13 @@ class RulesService:
         self.last_batch_ms = (time.perf_counter() - t0) * 1e3
 
     def tick(self, now_ns: int | None = None) -> None:
-        """Check staleness rules at ``now_ns`` (wall clock by default); never raises."""
+        """Run the engine's clock at ``now_ns`` (by default the wall clock less
+        :data:`TICK_LAG_S`): staleness, and pending conditions whose rows stopped; never
+        raises."""
         now = time.time_ns() if now_ns is None else now_ns
+        event_now = now - round(TICK_LAG_S * 1e9) if now_ns is None else now
         try:
-            self._apply(self.engine.tick(now))
+            self._apply(self.engine.tick(event_now))
             self.book.tick(now)
             self.counters["ticks"] += 1
         except Exception:

@@ -20,6 +20,9 @@ class Transition:
     ts: int
     value: float
     threshold: float
+    geofence: str = ""  # id of the geofence a vehicle transition is about ("" for none)
+    lat: float | None = None  # where a vehicle was at the transition (None: not a vehicle's)
+    lon: float | None = None
 
 
 def subject_of(device_id: str, field: str, per_field: bool) -> str:

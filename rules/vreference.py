@@ -1,10 +1,12 @@
 """Plain-Python oracle of the vehicle rules (:mod:`rules.vkernels`): dicts keyed by names,
-fixes grouped with a dict per batch, geometry straight from the geofence configs."""
+fixes grouped with a dict per batch, geometry straight from the geofence configs, every
+geofence measured at every fix (no grid, no pairs)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -18,8 +20,9 @@ __all__ = ["VehicleReference"]
 _M = 111_320.0
 _RAD = math.pi / 180.0
 _FIELDS = ("lat", "lon", "speed", "cover_open")
-_AUX = {"stop": "allowed", "route": "exempt"}
+_AUX = {"stop": "allowed", "route": "exempt", "plant_detour": "allowed"}
 _TARGET = {"route": ["approved_route"], "banned_zone": ["banned_zone"]}
+_NO_TS = -(2**63)
 
 
 def _dist(la1: float, lo1: float, la2: float, lo2: float) -> float:
@@ -34,6 +37,23 @@ def _seg(x: float, y: float, a: tuple[float, float], b: tuple[float, float]) -> 
     u = min(1.0, max(0.0, ((x - a[0]) * dx + (y - a[1]) * dy) / ll)) if ll > 0.0 else 0.0
     px, py = a[0] + u * dx - x, a[1] + u * dy - y
     return px * px + py * py
+
+
+def _buffer(g: GeofenceConfig) -> float:
+    """A circle's buffer is at most half its radius (else a small zone is never entered)."""
+    if g.line is None and g.polygon is None and g.radius_m is not None:
+        return min(g.buffer_m, 0.5 * g.radius_m)
+    return g.buffer_m
+
+
+def _centre(g: GeofenceConfig) -> tuple[float, float]:
+    """(lat, lon): a circle's centre, else the mean of the ring's or the line's points."""
+    if g.line is None and g.polygon is None:
+        return g.center[1], g.center[0]  # type: ignore[index]
+    pts = list(g.line or g.polygon or [])
+    if g.polygon and len(pts) > 3 and pts[0] == pts[-1]:
+        pts = pts[:-1]
+    return sum(p[1] for p in pts) / len(pts), sum(p[0] for p in pts) / len(pts)
 
 
 def _signed(g: GeofenceConfig, lat: float, lon: float) -> float:
@@ -95,7 +115,9 @@ class VehicleReference:
         self.since: dict[tuple[str, str, str], int] = {}
         self.raised: set[tuple[str, str, str]] = set()
         self.anchor: dict[tuple[str, str], tuple[float, float]] = {}
+        self.visited: dict[tuple[str, str], int] = {}  # (vehicle, geofence) -> last inside
         self.late = self.jumps = 0
+        self._at: tuple[float | None, float | None] = (None, None)  # the fix being judged
 
     def _fleet(self, dev: str) -> str:
         dc = self.devices.get(dev)
@@ -124,7 +146,8 @@ class VehicleReference:
 
     def _fix(self, dev: str, t: int, fx: dict[str, float]) -> list[Transition]:
         st = self.veh.setdefault(dev, {"t": None, "pos": (math.nan, math.nan), "prev": None,
-                                       "spd": math.nan, "cov": math.nan, "rej": 0})  # fmt: skip
+                                       "spd": math.nan, "cov": math.nan, "rej": 0,
+                                       "collected": _NO_TS, "at": None, "unloaded": _NO_TS})  # fmt: skip
         la, lo = fx.get("lat", math.nan), fx.get("lon", math.nan)
         if la == 0.0 and lo == 0.0:
             la = lo = math.nan
@@ -154,10 +177,17 @@ class VehicleReference:
                 if self._applies(g, dev):
                     d = _signed(g, new[0], new[1])
                     key = (dev, g.id)
-                    if d < -g.buffer_m:
+                    if d < -_buffer(g):
                         self.inside[key] = True
-                    elif d > g.buffer_m:
+                    elif d > _buffer(g):
                         self.inside[key] = False
+                    if self.inside.get(key, False):
+                        self.visited[key] = t
+                        if g.kind == "collection_point":
+                            st.update(collected=t, at=new)
+                        elif g.kind == "treatment_plant":
+                            st["unloaded"] = t
+        self._at = (None, None) if math.isnan(new[0]) or math.isnan(new[1]) else new
         local = datetime.fromtimestamp(t // 1_000_000_000, UTC).astimezone(self.tz)
         out: list[Transition] = []
         fleet = self._fleet(dev)
@@ -192,13 +222,48 @@ class VehicleReference:
                         out += self._latch(r, dev, "", False, t)
                 if cond and key not in self.since:
                     self.anchor[(r.id, dev)] = new
-                out += self._latch(r, dev, "", cond, t)
+                out += self._named(self._latch(r, dev, "", cond, t), dev, aux, new, False)
+            elif r.family == "plant_detour":
+                if not pos:
+                    continue
+                cond = False
+                if st["collected"] > st["unloaded"] and not in_aux:
+                    cond = st["spd"] < r.stop_speed_kmh or self._detour(r, dev, st, new)  # type: ignore[union-attr]
+                trs = self._latch(r, dev, "", cond, t)
+                out += self._named(trs, dev, ["treatment_plant"], st["at"], True)
             elif r.family == "cover_moving":
                 cond = st["cov"] >= 0.5 and st["spd"] > r.min_speed_kmh  # type: ignore[union-attr]
                 out += self._latch(r, dev, "", cond, t)
             elif r.family == "fleet_speed":
                 out += self._latch(r, dev, "", st["spd"] > r.max_speed_kmh, t)  # type: ignore[union-attr]
         return out
+
+    def _detour(self, r: VehicleRuleConfig, dev: str, st: dict, x: tuple[float, float]) -> bool:
+        """Every collection point visited since unloading, and off every plant's corridor."""
+        cps = [g for g in self.geo if g.kind == "collection_point" and self._applies(g, dev)]
+        if any(self.visited.get((dev, g.id), _NO_TS) <= st["unloaded"] for g in cps):
+            return False
+        a = st["at"]
+        plants = [_centre(g) for g in self.geo
+                  if g.kind == "treatment_plant" and self._applies(g, dev)]  # fmt: skip
+        return bool(plants) and all(
+            _dist(*a, *x) + _dist(*p, *x) > r.detour_ratio * _dist(*a, *p) + r.corridor_m  # type: ignore[union-attr]
+            for p in plants
+        )
+
+    def _named(self, trs: list, dev: str, kinds: list[str], at: tuple[float, float],
+               plant: bool) -> list:  # fmt: skip
+        """A per-vehicle raise names the applicable geofence of those kinds nearest to ``at``
+        (by signed distance; from its centre for a plant)."""
+        if not trs or trs[0].kind != "raise":
+            return trs
+        best, arg = math.inf, ""
+        for g in self.geo:
+            if g.kind in kinds and self._applies(g, dev):
+                d = _dist(*at, *_centre(g)) if plant else _signed(g, *at)
+                if d < best:
+                    best, arg = d, g.id
+        return [replace(trs[0], geofence=arg)]
 
     def _latch(self, r: VehicleRuleConfig, dev: str, gid: str, cond: bool, t: int) -> list:
         key = (r.id, dev, gid)
@@ -207,10 +272,12 @@ class VehicleReference:
             since = self.since.setdefault(key, t)
             if key not in self.raised and t - since >= round(r.for_s * 1e9):
                 self.raised.add(key)
-                return [Transition(r.id, dev, subj, gid, "raise", t, (t - since) / 1e9, r.for_s)]
+                return [Transition(r.id, dev, subj, gid, "raise", t, (t - since) / 1e9, r.for_s,
+                                   gid, *self._at)]  # fmt: skip
         elif key in self.since:
             since = self.since.pop(key)
             if key in self.raised:
                 self.raised.discard(key)
-                return [Transition(r.id, dev, subj, gid, "clear", t, (t - since) / 1e9, r.for_s)]
+                return [Transition(r.id, dev, subj, gid, "clear", t, (t - since) / 1e9, r.for_s,
+                                   gid, *self._at)]  # fmt: skip
         return []

@@ -4,6 +4,10 @@ The same models ``rongguan demo`` serves over OPC-UA and Modbus, stepped once a 
 simulated time and read every reporting interval, straight into the rules engine and an
 alarm book; faults come from a scenario file and are recorded as ground truth exactly as
 :class:`hardware.sim.city.SimulatedCity` records them. An hour of city runs in seconds.
+
+With ``deadband_pct`` the devices report by exception, as OPC-UA subscriptions with a
+deadband do: a value is sent only when it moved more than that share since it was last
+sent (a boolean: when it changed), so a constant value is sent once.
 """
 
 from __future__ import annotations
@@ -40,9 +44,11 @@ LC, DM = "lighting_cabinet", "dust_monitor"
 def _devices(inv: Any) -> dict[str, DeviceConfig]:
     out = {}
     for c in inv.cabinets:
+        attrs = {"road": c.road, "road_class": c.road_class, "lamp_watts": f"{c.lamp_watts:g}",
+                 "lamps_per_circuit": ",".join(map(str, c.lamps_per_circuit))}  # fmt: skip
         out[c.id] = DeviceConfig(id=c.id, kind=LC, protocol="opcua", profile=c.profile,
                                  endpoint="opc.tcp://h:1", location={"lat": c.lat, "lon": c.lon},
-                                 attrs={"road": c.road, "road_class": c.road_class})  # fmt: skip
+                                 attrs=attrs)  # fmt: skip
     for d in inv.dust_monitors:
         out[d.id] = DeviceConfig(id=d.id, kind=DM, protocol="modbus", profile=d.profile,
                                  endpoint="modbus://h:1", location={"lat": d.lat, "lon": d.lon},
@@ -57,6 +63,7 @@ def run_city(
     size: str = "district",
     start: str = "2026-03-10T20:30:00",
     every_s: dict[str, int] | None = None,
+    deadband_pct: float | None = None,
 ) -> dict[str, Any]:
     """Run the scenario; alarms land in ``out_dir/alarms.db``, faults in ground-truth.jsonl."""
     every = {LC: 5, DM: 10, **(every_s or {})}
@@ -76,6 +83,7 @@ def run_city(
     timeline = list(plan.faults)
     rows: list[tuple] = []
     transitions = []
+    sent: dict[tuple[str, str], float] = {}  # by exception: the value last sent
     for t in range(duration_s + 1):
         now = float(t0 + t)
         while timeline and timeline[0][0] <= t:
@@ -97,7 +105,13 @@ def run_city(
                 if t % every[kind] or dev_id in down:
                     continue
                 for field, value in model.state(now).items():
-                    rows.append((dev_id, kind, int(now * S), field, float(value)))
+                    v = float(value)
+                    last = sent.get((dev_id, field))
+                    if deadband_pct is not None and last is not None:
+                        if abs(v - last) <= deadband_pct / 100 * max(abs(last), 1.0):
+                            continue
+                    sent[(dev_id, field)] = v
+                    rows.append((dev_id, kind, int(now * S), field, v))
         if t % 10 == 0 or t == duration_s:  # the agents' batching
             trs = engine.process(pl.DataFrame(rows, schema=SCHEMA, orient="row")) if rows else []
             trs += engine.tick(int(now * S))

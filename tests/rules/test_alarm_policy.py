@@ -150,6 +150,7 @@ def test_the_service_files_one_case_per_group(tmp_path) -> None:
     svc = RulesService(cfg, store=object())
     rows = []
     for t in range(0, 10):
+        rows += [("LC-1", LC, t * S, f"voltage_l{ph}", 220.0) for ph in (1, 2, 3)]  # supply on
         for c in (1, 2, 3):
             rows += [("LC-1", LC, t * S, f"circuit{c}_on", 1.0)]
             rows += [("LC-1", LC, t * S, f"circuit{c}_current", 0.0 if t >= 2 else 5.0)]

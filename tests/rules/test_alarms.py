@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import TypeAdapter
 
 from contracts.alarms import AlarmEvent, AlarmState
-from contracts.config import DeviceConfig
+from contracts.config import AnyRuleConfig, DeviceConfig
+from contracts.geofence import GeofenceConfig
 from rules.alarms import AlarmActionError, AlarmBook
+from rules.cases import case_record
 from rules.transition import Transition
 from tests.rules._helpers import S, pm10, theft
 
@@ -130,4 +133,41 @@ def test_a_failing_publisher_does_not_lose_the_alarm(tmp_path) -> None:
     b = AlarmBook(tmp_path / "a.db", boom)
     ev, _ = b.on_transition(_tr("raise", 1, 250), pm10())
     assert b.get(ev.alarm_id) is not None and b.counters["publish_errors"] == 1
+    b.close()
+
+
+def test_a_vehicle_alarm_names_its_geofence_and_where_it_was(tmp_path) -> None:
+    truck = DeviceConfig(id="TRK-1", kind="vehicle", protocol="jt808", profile="p", endpoint="x",
+                         location={"lat": 30.5, "lon": 104.0}, attrs={"fleet": "construction_waste"})  # fmt: skip
+    site = GeofenceConfig(id="DS-01", kind="disposal_site", name="龙泉驿区消纳场",
+                          center=(104.2, 30.6), radius_m=300)  # fmt: skip
+    overstay, cover = TypeAdapter(list[AnyRuleConfig]).validate_python([
+        {"family": "geofence", "id": "overstay", "zones": ["disposal_site"], "for_s": 3600},
+        {"family": "cover_moving", "id": "cover", "for_s": 30},
+    ])  # fmt: skip
+    published: list[AlarmEvent] = []
+    b = AlarmBook(tmp_path / "a.db", published.append, devices={"TRK-1": truck}, geofences=[site])
+    tr = Transition("overstay", "TRK-1", "TRK-1/DS-01", "DS-01", "raise", S, 3600.0, 3600.0,
+                    "DS-01", 30.6001, 104.2002)  # fmt: skip
+    ev, new = b.on_transition(tr, overstay)
+    assert new and (ev.lat, ev.lon) == (30.6001, 104.2002)  # where the truck was, not its depot
+    want = {
+        "geofence": "DS-01",
+        "geofence_name": "龙泉驿区消纳场",
+        "geofence_kind": "disposal_site",
+    }
+    assert want.items() <= ev.extra.items()
+    assert want.items() <= b.get(ev.alarm_id).extra.items()  # persisted
+    assert want.items() <= published[-1].extra.items()  # and on the dashboard's wire
+    case = case_record(ev, overstay)  # type: ignore[arg-type]
+    assert case.evidence["geofence"] == "DS-01" and "龙泉驿区消纳场" in case.description
+    assert (case.lat, case.lon) == (30.6001, 104.2002)
+    # no geofence, no position: no geofence keys, the device's location
+    plain = Transition("cover", "TRK-1", "TRK-1", "", "raise", S, 30.0, 30.0)
+    ev2, _ = b.on_transition(plain, cover)
+    assert "geofence" not in ev2.extra and (ev2.lat, ev2.lon) == (30.5, 104.0)
+    # an id the book has no config for is still named (the dashboard maps ids to names)
+    other = Transition("overstay", "TRK-1", "TRK-1/DS-09", "DS-09", "raise", S, 1.0, 1.0, "DS-09")
+    ev3, _ = b.on_transition(other, overstay)
+    assert ev3.extra["geofence"] == "DS-09" and "geofence_name" not in ev3.extra
     b.close()

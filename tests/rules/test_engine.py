@@ -79,7 +79,39 @@ def test_default_rules_load_and_cover_every_domain() -> None:
     } <= ids
     assert {r.domain for r in rules} == {"lighting", "dust", "vehicle"}
     theft_rule = next(r for r in rules if r.id == "lighting.cable_theft")
-    assert theft_rule.guard is not None and theft_rule.severity == "critical" and theft_rule.message
+    assert theft_rule.guards and theft_rule.severity == "critical" and theft_rule.message
     eng = RulesEngine(rules)
     got = eng.process(frame([("V1", "vehicle", t * S, "speed", 70.0) for t in range(8)]))
     assert [(t.rule_id, t.kind, t.ts) for t in got] == [("vehicle.overspeed", "raise", 6 * S)]
+
+
+def test_expected_current_from_the_asset_register() -> None:
+    from typing import get_args
+
+    from contracts.config import RuleConfig
+    from rules.compile import EXPECTED, expected_current
+
+    attrs = {"lamps_per_circuit": "25,29", "lamp_watts": "250"}
+    assert expected_current(attrs, "2") == 29 * 250 / (220 * 0.95)
+    assert expected_current({**attrs, "nominal_voltage": "230"}, "1") == 25 * 250 / (230 * 0.95)
+    for bad_attrs, star in ((attrs, "3"), (attrs, "x"), ({"lamp_watts": "250"}, "1"),
+                            ({**attrs, "lamp_watts": "-1"}, "1"),
+                            ({**attrs, "lamps_per_circuit": "25;29"}, "1")):  # fmt: skip
+        assert expected_current(bad_attrs, star) is None, (bad_attrs, star)
+    # every name the config accepts has a function
+    names = get_args(get_args(RuleConfig.model_fields["relative_to"].annotation)[0])
+    assert set(names) == set(EXPECTED)
+
+
+def test_cabinets_carry_their_asset_register_in_the_deployment() -> None:
+    from contracts.config import DeviceConfig
+    from hardware.inventory import build_inventory
+    from hardware.sim.deployment import agent_devices
+    from rules.compile import expected_current
+
+    inv = build_inventory("tiny", 1)
+    cab = inv.cabinets[0]
+    eps = {"opcua": [{"endpoint": "opc.tcp://h:1", "namespace": "ns", "devices": [cab.id]}]}
+    (dev,) = [DeviceConfig.model_validate(d) for d in agent_devices(inv, eps)]
+    lamps = cab.lamps_per_circuit[0]
+    assert expected_current(dev.attrs, "1") == lamps * cab.lamp_watts / (220 * 0.95)

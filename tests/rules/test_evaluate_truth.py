@@ -69,3 +69,17 @@ def test_reopened_alarms_count_each_raise(tmp_path) -> None:
 def test_latency_windows_are_duration_plus_interval() -> None:
     rules = [pm10(for_s=10)]
     assert latency_windows(rules, 60) == {"pm10": 70.0}
+
+
+def test_a_fault_is_found_until_its_end_and_the_latency_says_how_late(tmp_path) -> None:
+    gt = _truth(tmp_path, [
+        {"ts_ns": 0, "kind": "sensor_spike", "device": "DM-1", "end_ns": 600 * S},
+        {"ts_ns": 0, "kind": "sensor_spike", "device": "DM-2", "end_ns": 600 * S},
+    ])  # fmt: skip
+    alarms = [
+        _raise("dust.sensor_spike", "DM-1", 250),  # the first spike came late in the fault
+        _raise("dust.sensor_spike", "DM-2", 900),  # after the fault's end: no detection
+    ]
+    s = score(alarms, gt, max_latency_s=60)["dust.sensor_spike"]
+    assert (s["detected"], s["faults"], s["latency_max_s"]) == (1, 2, 250.0)
+    assert s["false_positives"] == 1  # past the fault's end and the latency slack

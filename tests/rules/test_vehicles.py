@@ -55,7 +55,8 @@ def fix(dev: str, t: int, lat: float, lon: float, spd: float, cov: float = 0.0) 
 
 
 def keys(trs: list) -> list:
-    return sorted((t.rule_id, t.subject, t.field, t.kind, t.ts, round(t.value, 6)) for t in trs)
+    return sorted((t.rule_id, t.subject, t.field, t.kind, t.ts, round(t.value, 6), t.geofence,
+                   t.lat, t.lon) for t in trs)  # fmt: skip
 
 
 # positions near the geofences and their boundaries (within ~ 1 km), plus far jumps
@@ -189,3 +190,35 @@ def test_collection_miss_on_tick_and_clear_on_visit():
     assert eng.tick(T0 + 100 * S) == []  # once a day
     (cl,) = eng.process(frame(fix("K1", T0 + 200 * S, LAT0, LON0, 0))) or eng.tick(T0 + 201 * S)
     assert cl.kind == "clear"
+
+
+def test_vehicle_transitions_name_their_geofence_and_place():
+    eng = RulesEngine(RULES, devices=DEVS, geofences=GEO)
+    rows = fix("T1", T0 + 60 * S, 30.6565, 104.0571, 0)  # 19:00, in the banned zone's hours
+    rows += fix("T1", T0 + 100 * S, 30.6565, 104.0571, 0)
+    got = {(t.rule_id, t.kind): t for t in eng.process(frame(rows))}
+    stop = got[("stop", "raise")]  # the nearest approved site: the construction site s1
+    assert (stop.geofence, stop.lat, stop.lon) == ("s1", 30.6565, 104.0571)
+    ban = got[("ban", "raise")]  # a geofence column names its own geofence
+    assert (ban.geofence, ban.field, ban.subject) == ("b1", "b1", "T1/b1")
+    (clear,) = eng.process(frame(fix("T1", T0 + 120 * S, 30.6566, 104.0571, 20)))
+    assert (clear.rule_id, clear.kind, clear.geofence) == ("stop", "clear", "")
+
+
+def test_banned_hours_across_a_dst_change_and_in_one_row_batches():
+    from zoneinfo import ZoneInfo
+
+    zone = GeofenceConfig(id="bz", kind="banned_zone", center=(LON0, LAT0), radius_m=500,
+                          hours=("03:00", "04:00"))  # fmt: skip
+    rules = [r for r in RULES if r.id == "ban"]
+    tz = ZoneInfo("Europe/Berlin")  # 2024-03-31 02:00 CET is 03:00 CEST (01:00 UTC)
+    t0 = int(datetime(2024, 3, 31, 0, 59, 0, tzinfo=UTC).timestamp()) * S
+    rows = [r for k in range(7) for r in fix("T1", t0 + k * 20 * S, LAT0, LON0, 10)]
+    for batches in ([rows], [[r] for r in rows]):  # one batch across the change; row by row
+        eng = RulesEngine(rules, devices=DEVS, geofences=[zone], tz=tz)
+        ref = VehicleReference(rules, [zone], DEVS, tz=tz)  # type: ignore[arg-type]
+        got = [t for b in batches for t in eng.process(frame(b))]
+        want = [t for b in batches for t in ref.process_rows(b)]
+        assert keys(got) == keys(want) and [(t.kind, (t.ts - t0) // S) for t in got] == [
+            ("raise", 80)  # in hours from 01:00 UTC (60 s), raised 5 s later by the next fix
+        ]
