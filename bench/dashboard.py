@@ -253,7 +253,8 @@ SIZES: tuple[tuple[int, int], ...] = (
 LATENCY_GOAL_MS = 1000
 _NOTE = (
     "latency = a page's Bokeh document holding marker 0's new position minus the feeder's "
-    "write of it; includes waiting for the wall session's 250 ms tick. Server and every "
+    "write of it; sessions are woken by the pusher right after the write (dashboard.push). "
+    "Server and every "
     "headless Chromium page share this machine's cores, so large loads measure the "
     "browsers as much as the server."
 )

@@ -1,11 +1,14 @@
 """End-to-end latency: a fault injected at a simulated device until a wall screen's data shows it.
 
-Runs ``rongguan demo --size tiny`` as a subprocess (simulators, broker, agent, ingest with
-rules, dashboard) with a scenario that repeatedly opens a cabinet door (path: Modbus poll
-→ agent batch → MQTT → ingest → rules → alarm → dashboard → marker turns "alarm") and
-raises a dust episode (path: Modbus poll → agent → MQTT → dashboard → PM10 marker colour).
-A headless page records, from Bokeh's own change signals, when each marker changed; the
-injection times come from the simulator's ground-truth file.
+Runs ``rongguan demo`` as a subprocess (simulators, broker, agent, ingest with rules,
+dashboard) with a scenario that opens cabinet doors (path: OPC-UA subscription or Modbus
+poll → agent batch → MQTT → ingest → rules → alarm → dashboard → marker turns "alarm") and
+raises dust episodes (path: Modbus poll → agent → MQTT → dashboard → PM10 marker colour).
+Injections rotate over every cabinet and polled dust monitor, so no subject is hit often
+enough to count as flapping (a flapping alarm is held raised and its marker would not
+change). A headless page records, from Bokeh's own change signals, when each marker
+changed; the injection times come from the simulator's ground-truth file; a subscriber on
+the demo's broker (``bench._latency_probe``) splits each latency into stages.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,10 +28,13 @@ from typing import Any
 
 import yaml
 
+from bench._latency_probe import STAGES, Probe, stages
+from bench._latency_witness import Witness
+
 __all__ = ["run"]
 
-_CABINET, _DUST = "LC-0002", "DM-0001"
-_FIRST_S, _EVERY_S, _ON_S = 30, 12, 6  # first after the dashboard is up
+_FIRST_S, _EVERY_S, _ON_S = 40, 5, 4  # first after the dashboard is up
+_RED = "#fa5252"  # PM10 ≥ 200 µg/m³ (the episode's 420) is drawn in the top class
 _HOOK = """(ids) => {
   window.__rg = [];
   for (const name of ['rg-cabinets', 'rg-dust']) {
@@ -54,15 +61,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _scenario(path: Path, seconds: int) -> None:
+def _subjects(size: str) -> tuple[list[str], list[str]]:
+    """Cabinets and polled dust monitors of the demo's inventory (same seed as the demo)."""
+    from hardware.inventory import build_inventory
+
+    inv = build_inventory(size)
+    dust = [d.id for d in inv.dust_monitors if d.profile.startswith("modbus")]
+    return [c.id for c in inv.cabinets], dust
+
+
+def _scenario(path: Path, seconds: int, cabinets: list[str], dust: list[str]) -> int:
     faults = []
-    at = _FIRST_S
-    while at < _FIRST_S + seconds:
-        faults.append({"at_s": at, "kind": "door_open", "device": _CABINET, "duration_s": _ON_S})
-        faults.append({"at_s": at, "kind": "dust_episode", "device": _DUST, "pm10": 420,
+    for i, at in enumerate(range(_FIRST_S, _FIRST_S + seconds, _EVERY_S)):
+        faults.append({"at_s": at, "kind": "door_open", "device": cabinets[i % len(cabinets)],
                        "duration_s": _ON_S})  # fmt: skip
-        at += _EVERY_S
+        faults.append({"at_s": at, "kind": "dust_episode", "device": dust[i % len(dust)],
+                       "pm10": 420, "duration_s": _ON_S})  # fmt: skip
     path.write_text(yaml.safe_dump({"name": "latency", "faults": faults}), encoding="utf-8")
+    return len(faults)
 
 
 def _wait_port(port: int, proc: subprocess.Popen, timeout_s: float) -> None:
@@ -78,14 +94,10 @@ def _wait_port(port: int, proc: subprocess.Popen, timeout_s: float) -> None:
     raise RuntimeError(f"dashboard did not open port {port}")
 
 
-def _done(gt: Path, seconds: int) -> bool:
-    """True once the ground truth holds an injection later than the measured window."""
+def _truth(gt: Path) -> list[dict]:
     if not gt.exists():
-        return False
-    lines = [json.loads(x) for x in gt.read_text(encoding="utf-8").splitlines() if x]
-    return len(lines) >= 2 * len(range(_FIRST_S, _FIRST_S + seconds, _EVERY_S)) and (
-        time.time() - lines[-1]["ts_ns"] / 1e9 > _EVERY_S - 1
-    )
+        return []
+    return [json.loads(x) for x in gt.read_text(encoding="utf-8").splitlines() if x]
 
 
 def _pct(xs: list[float], q: float) -> float | None:
@@ -95,7 +107,10 @@ def _pct(xs: list[float], q: float) -> float | None:
 def _intervals(cfg_path: Path) -> dict[str, Any]:
     """Poll/report intervals and batching the demo ran with, per device kind."""
     cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
-    out: dict[str, Any] = {}
+    from contracts.config import DashboardConfig
+
+    push = cfg.get("dashboard", {}).get("push_interval_s", DashboardConfig().push_interval_s)
+    out: dict[str, Any] = {"dashboard_push_interval_s": push}
     for agent in cfg.get("agents", []):
         out["agent_batch"] = agent.get("batch")
         for d in agent.get("devices", []):
@@ -103,53 +118,85 @@ def _intervals(cfg_path: Path) -> dict[str, Any]:
     return out
 
 
-def _latencies(truth: list[dict], events: list[list[Any]], since: float) -> dict[str, list[float]]:
-    """For each injection after ``since`` (the page watching), its first marker change (ms)."""
-    out: dict[str, list[float]] = {"door_open_to_alarm_marker": [], "dust_to_pm10_colour": []}
+_PATHS: dict[str, tuple[str, str, Any]] = {
+    "door_open": ("door_open_to_alarm_marker", "door_open", lambda v: v >= 0.5),
+    "dust_episode": ("dust_to_pm10_colour", "pm10", lambda v: v >= 200),
+}
+
+
+def _measure(
+    truth: list[dict], events: list[list[Any]], since: float, probe: Probe, witness: Witness
+) -> dict:
+    """Per injection after ``since`` (the page watching): latency from the device's change to
+    the page's data, and its stages (ms)."""
+    out: dict[str, dict[str, list[float]]] = {
+        k: {"total": [], "from_injection": []} for k, _, _ in _PATHS.values()
+    }
     for f in truth:
-        t = f["ts_ns"] / 1e9
-        if t < since:
+        t, dev = f["ts_ns"] / 1e9, f["device"]
+        if t < since or f["kind"] not in _PATHS:
             continue
-        if f["kind"] == "door_open":
-            hit = next(
-                (e[0] for e in events if e[1] == _CABINET and e[2] == "alarm" and e[0] >= t), None
-            )
-            key = "door_open_to_alarm_marker"
-        elif f["kind"] == "dust_episode":
-            # 420 µg/m³ is drawn red (#fa5252): the top PM10 class.
-            hit = next(
-                (e[0] for e in events if e[1] == _DUST and e[2] == "#fa5252" and e[0] >= t), None
-            )
-            key = "dust_to_pm10_colour"
-        else:
-            continue
-        if hit is not None and hit - t < _EVERY_S:
-            out[key].append((hit - t) * 1000)
-    return out
+        key, fld, hit = _PATHS[f["kind"]]
+        want = "alarm" if f["kind"] == "door_open" else _RED
+        shown = next((e[0] for e in events if e[1] == dev and e[2] == want and e[0] >= t), None)
+        device = witness.shown.get((dev, f["ts_ns"]))
+        if shown is None or device is None or shown - t > _EVERY_S * 2:
+            continue  # not seen in time (n below vs watched injections)
+        out[key]["total"].append((shown - device) * 1000)
+        out[key]["from_injection"].append((shown - t) * 1000)
+        row = probe.first_row(dev, fld, device, hit)
+        alarm = probe.first_alarm(dev, "lighting.door_open", device) if fld == "door_open" else None
+        for stage, ms in (stages(t, device, row, alarm, shown) or {}).items():
+            out[key].setdefault(stage, []).append(ms)
+    result: dict[str, Any] = {}
+    for key, series in out.items():
+        xs, inj = series.pop("total"), series.pop("from_injection")
+        result[key] = {"n": len(xs), "p50_ms": _pct(xs, 0.5), "p95_ms": _pct(xs, 0.95),
+                       "max_ms": round(max(xs)) if xs else None,
+                       "from_injection_p50_ms": _pct(inj, 0.5),
+                       "from_injection_p95_ms": _pct(inj, 0.95),
+                       "stages_mean_ms": {s: round(statistics.fmean(series[s]))
+                                          for s in STAGES if series.get(s)},
+                       "stages_p95_ms": {s: _pct(series[s], 0.95)
+                                         for s in STAGES if series.get(s)}}  # fmt: skip
+    return result
 
 
-def run(seconds: int = 60, poll_s: float = 0.5, batch_delay_s: float = 0.1) -> dict:
-    """Inject faults for ``seconds`` into a tiny demo and time them to a wall page's data.
+def run(
+    seconds: int = 120, poll_s: float = 0.5, batch_delay_s: float = 0.1, size: str = "district"
+) -> dict:
+    """Inject faults for ``seconds`` into a demo of ``size`` and time them to a wall page's data.
 
     ``poll_s`` and ``batch_delay_s`` set the agent's poll interval and batching delay,
     which bound the latency from below.
     """
     from playwright.sync_api import sync_playwright
 
+    from contracts.config import BrokerConfig
+
     tmp = Path(tempfile.mkdtemp(prefix="rg-latency-"))
     scen = tmp / "scenario.yaml"
-    _scenario(scen, seconds)
+    cabinets, dust = _subjects(size)
+    n_faults = _scenario(scen, seconds, cabinets, dust)
     port = _free_port()
     var = tmp / "var"
-    cmd = [sys.executable, "-m", "rongguan.cli", "demo", "--size", "tiny", "--port", str(port),
+    cmd = [sys.executable, "-m", "rongguan.cli", "demo", "--size", size, "--port", str(port),
            "--scenario", str(scen), "--var-dir", str(var),
            "--poll-s", str(poll_s), "--batch-delay-s", str(batch_delay_s)]  # fmt: skip
     log = open(tmp / "demo.log", "ab")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
     events: list[list[Any]] = []
     watching = time.time()
+    gt = var / "ground-truth.jsonl"
+    probe: Probe | None = None
+    witness: Witness | None = None
     try:
-        _wait_port(port, proc, 120)
+        _wait_port(port, proc, 180)
+        cfg = yaml.safe_load((var / "deployment.yaml").read_text(encoding="utf-8"))
+        probe = Probe(BrokerConfig(**cfg["broker"]), set(cabinets) | set(dust)).start()
+        devices = {d["id"]: d for a in cfg["agents"] for d in a["devices"]}
+        hits = {kind: (fld, hit) for kind, (_, fld, hit) in _PATHS.items()}
+        witness = Witness(gt, {i: devices[i] for i in cabinets + dust}, hits).start()
         with sync_playwright() as p:
             exe = shutil.which("chromium") or shutil.which("chromium-browser")
             browser = p.chromium.launch(executable_path=exe, headless=True,
@@ -160,36 +207,46 @@ def run(seconds: int = 60, poll_s: float = 0.5, batch_delay_s: float = 0.1) -> d
                 "() => window.Bokeh && Bokeh.documents.some(d => d.get_model_by_name('rg-dust'))",
                 timeout=120_000,
             )
-            page.evaluate(_HOOK, [_CABINET, _DUST])
+            page.evaluate(_HOOK, cabinets + dust)
             watching = time.time()
-            gt = var / "ground-truth.jsonl"
-            # Until the last injection has had time to show (the first comes at _FIRST_S).
-            while time.time() - watching < seconds + _EVERY_S and not _done(gt, seconds):
+            # Until every injection happened and the last one has had time to show.
+            deadline = watching + _FIRST_S + seconds + 4 * _EVERY_S
+            while time.time() < deadline:
+                truth = _truth(gt)
+                if len(truth) >= n_faults and time.time() - truth[-1]["ts_ns"] / 1e9 > 2 * _EVERY_S:
+                    break
                 page.wait_for_timeout(1000)
             events = page.evaluate("() => window.__rg")
             browser.close()
     finally:
+        for part in (witness, probe):  # before the demo goes: its servers are still there
+            if part is not None:
+                part.stop()
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
-    truth = [json.loads(line) for line in gt.read_text(encoding="utf-8").splitlines() if line]
-    lat = _latencies(truth, events, watching)
-    result: dict[str, Any] = {"seconds": seconds, "injections": len(truth)}
-    for key, xs in lat.items():
-        result[key] = {"n": len(xs), "p50_ms": _pct(xs, 0.5), "p95_ms": _pct(xs, 0.95),
-                       "max_ms": round(max(xs)) if xs else None}  # fmt: skip
-    result["intervals"] = _intervals(var / "deployment.yaml") | {"dashboard_tick_s": 1.0}
-    result["where_the_time_goes"] = (
-        "uniform waits: the device poll (interval above, mean half of it), the agent's batch "
-        "delay (max_delay_s), the dashboard's 1 s session tick; then broker, ingest/rules and "
-        "Bokeh's websocket hop (tens of ms)"
+    truth = _truth(gt)
+    assert probe is not None and witness is not None
+    result: dict[str, Any] = {"size": size, "seconds": seconds, "injections": len(truth),
+                              "watched_injections": sum(f["ts_ns"] / 1e9 >= watching
+                                                        for f in truth)}  # fmt: skip
+    result |= _measure(truth, events, watching, probe, witness)
+    result["probe_bad_payloads"], result["witness_errors"] = probe.bad, witness.errors
+    result["intervals"] = _intervals(var / "deployment.yaml")
+    result["stages"] = (
+        "latency counts from the device showing the fault (read straight from its simulated "
+        "server); sim_apply: injection → the device shows it (the simulator's own step, not "
+        "counted); device_to_agent: → the agent's read (poll phase, or OPC-UA publishing); "
+        "agent_batch: read → batch sent (max_delay_s); broker_hop: sent → a subscriber; "
+        "ingest_rules: row at the broker → its alarm at the broker; dashboard: at the broker "
+        "→ the page's data (feed, marker cache, session push, websocket, BokehJS)"
     )
     shutil.rmtree(tmp, ignore_errors=True) if os.environ.get("RG_KEEP") is None else None
     return result
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(*(int(a) for a in sys.argv[1:])), indent=2))
+    print(json.dumps(run(*(int(a) for a in sys.argv[1:2])), indent=2))

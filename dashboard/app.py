@@ -27,7 +27,8 @@ from dashboard.history import History
 from dashboard.i18n import session_language, tr
 from dashboard.kpi import KpiCache
 from dashboard.livestore import LiveStore, devices_from_config
-from dashboard.views._live import set_display_tz
+from dashboard.push import Pusher
+from dashboard.views._live import set_display_tz, wake_live_views
 from dashboard.views.alarms import AlarmsView
 from dashboard.views.fleet import FleetView, default_day_of
 from dashboard.views.lighting import LightingView
@@ -118,10 +119,15 @@ class Dashboard:
             view = AlarmsView(self.store, self.actions, who, lang, self.history)
         view.start()
         nav = self._nav(who, lang)
-        if name == "wall":
+        if name in ("wall", "alarms"):  # consoles that fill the screen, no page scrolling
             return pn.Column(nav, view.layout, sizing_mode="stretch_both", height_policy="max",
                              styles={"height": "100vh"})  # fmt: skip
         return pn.Column(nav, view.layout, sizing_mode="stretch_width")
+
+    def pusher(self) -> Pusher:
+        """The process's pusher: marker cache refreshed, then every live session woken."""
+        return Pusher(self.store, wake_live_views, prepare=[self.markers.refresh],
+                      interval_s=self.cfg.dashboard.push_interval_s)  # fmt: skip
 
 
 def _origins(host: str, port: int) -> list[str]:
@@ -183,6 +189,7 @@ def serve(
     feed.start()
     auth = server_auth_kwargs(cfg)
     app = Dashboard(cfg, store, Actions(store, feed.publish), bool(auth), redraw_all=redraw_all)
+    pusher = app.pusher().start()
     server = pn.serve(
         app.pages(), port=cfg.dashboard.port, address=cfg.dashboard.host, show=False,
         threaded=False, start=False, title=cfg.dashboard.title,
@@ -210,6 +217,7 @@ def serve(
         loop.start()
     finally:
         server.stop()
+        pusher.stop()
         feed.stop()
         app.history.close()
         log.info("dashboard stopped; feed counters %s", store.stats())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -55,6 +56,17 @@ class History:
         if df.height == 0:
             return df
         return df.sort("ts").unique("alarm_id", keep="last").sort("ts", descending=True)
+
+    def alarm_transitions(self, alarm_id: str, since_ns: int) -> pl.DataFrame | None:
+        """One alarm's stored transitions since ``since_ns`` (its raise), oldest first; None
+        on failure. The stores answer by time range: the alarm's lifetime bounds the read."""
+        try:
+            df = self._open().alarm_history(since_ns - 60 * 10**9, time.time_ns() + 1)
+        except Exception as exc:  # noqa: BLE001 - shown without the store's part, counted
+            self.errors += 1
+            log.warning("alarm %s history unavailable: %s", alarm_id, exc)
+            return None
+        return df.filter(pl.col("alarm_id") == alarm_id)
 
     def track(self, device_id: str, start_ns: int, end_ns: int) -> pl.DataFrame | None:
         """A vehicle's fixes in the range (ts, lat, lon, speed, heading); None on failure."""

@@ -8,7 +8,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from contracts.alarms import ACTIVE_STATES, AlarmEvent, Severity
+from contracts.alarms import ACTIVE_STATES, AlarmEvent
+from dashboard.alarmgroups import group_alarms, severity_counts
 from dashboard.livestore import DeviceInfo, LiveStore
 
 __all__ = [
@@ -45,7 +46,8 @@ class Kpis:
     dust_exceedances: int = 0
     trucks_on_duty: int = 0
     trucks_total: int = 0
-    alarms: dict[str, int] = field(default_factory=dict)  # severity -> active count
+    alarms: dict[str, int] = field(default_factory=dict)  # severity -> active groups
+    alarms_total: int = 0  # active alarms, storm children included
 
 
 def circuits_of(dev: DeviceInfo) -> list[int]:
@@ -95,8 +97,10 @@ def compute_kpis(devices: list[DeviceInfo], alarms: list[AlarmEvent], now_ns: in
     k.lamp_on_rate = lit / k.circuits_on if k.circuits_on else None
     k.lamp_by_road = {r: (road_lit[r] / road_on[r] if road_on[r] else None) for r in ROAD_TARGETS}
     k.newest_ns = newest
-    sev = Counter(a.severity.value for a in alarms if a.state in ACTIVE_STATES)
-    k.alarms = {s.value: sev.get(s.value, 0) for s in Severity}
+    active = [a for a in alarms if a.state in ACTIVE_STATES]
+    # A storm (one cabinet's circuits, one site) counts once, at its worst severity.
+    k.alarms = severity_counts(group_alarms(active))
+    k.alarms_total = len(active)
     return k
 
 

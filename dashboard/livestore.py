@@ -1,9 +1,10 @@
 """The one live data store of a dashboard process.
 
-One background MQTT thread (:mod:`dashboard.feed`) writes into it; every browser session
-reads from it on its own 1 s tick and asks only for what changed since the version it
-last saw (:meth:`LiveStore.changes_since`). The change log is bounded: a session that
-fell further behind than the log reaches gets ``None`` and re-reads everything.
+One background MQTT thread (:mod:`dashboard.feed`) writes into it and sets
+:attr:`LiveStore.changed`; the pusher (:mod:`dashboard.push`) then wakes every browser
+session, which asks only for what changed since the version it last saw
+(:meth:`LiveStore.changes_since`). The change log is bounded: a session that fell further
+behind than the log reaches gets ``None`` and re-reads everything.
 """
 
 from __future__ import annotations
@@ -13,14 +14,12 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
-from typing import Any
 
 from contracts.alarms import ACTIVE_STATES, AlarmEvent
-from contracts.commands import Command, CommandAck, CommandState
-from contracts.config import DeploymentConfig
+from contracts.commands import Command, CommandAck
 from contracts.telemetry import TelemetryBatch
 from contracts.telemetry_arrow import decode_batch
+from dashboard.records import Changes, CommandProgress, DeviceInfo, devices_from_config
 
 __all__ = ["DeviceInfo", "CommandProgress", "Changes", "LiveStore", "devices_from_config"]
 
@@ -28,91 +27,6 @@ log = logging.getLogger("rongguan.dashboard.store")
 
 #: Categories of change a session can ask about.
 DEVICE, ALARM, COMMAND = "device", "alarm", "command"
-
-
-@dataclass(slots=True)
-class DeviceInfo:
-    """What the dashboard knows about a device: metadata from the config, live state from MQTT."""
-
-    device_id: str
-    kind: str
-    name: str = ""
-    agent: str | None = None
-    lat: float | None = None
-    lon: float | None = None
-    attrs: dict[str, str] = field(default_factory=dict)
-    configured: bool = True
-    values: dict[str, float | None] = field(default_factory=dict)
-    ts: dict[str, int] = field(default_factory=dict)
-    last_ns: int = 0  # newest telemetry timestamp
-    availability: str | None = None  # online / degraded / offline, from the agent
-
-    def snapshot(self) -> DeviceInfo:
-        """A copy a session may read without the store's lock."""
-        return DeviceInfo(
-            self.device_id, self.kind, self.name, self.agent, self.lat, self.lon,
-            dict(self.attrs), self.configured, dict(self.values), dict(self.ts),
-            self.last_ns, self.availability,
-        )  # fmt: skip
-
-    def position(self) -> tuple[float, float] | None:
-        """Live GPS position when reported, else the configured location (lat, lon)."""
-        lat, lon = self.values.get("lat"), self.values.get("lon")
-        if lat is not None and lon is not None:
-            return lat, lon
-        if self.lat is not None and self.lon is not None:
-            return self.lat, self.lon
-        return None
-
-
-@dataclass(slots=True)
-class CommandProgress:
-    """A command issued from this dashboard and the newest step the agent reported."""
-
-    command: Command
-    agent: str
-    state: str = "issued"  # issued (published) until the first ack arrives
-    detail: str = ""
-    readback: dict[str, Any] = field(default_factory=dict)
-    steps: list[tuple[str, int]] = field(default_factory=list)
-
-    @property
-    def terminal(self) -> bool:
-        """True once the command confirmed, failed, was rejected or expired."""
-        return self.state in {
-            s.value
-            for s in (
-                CommandState.CONFIRMED,
-                CommandState.FAILED,
-                CommandState.REJECTED,
-                CommandState.EXPIRED,
-            )
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Changes:
-    """Keys changed between two versions of the store."""
-
-    version: int
-    devices: frozenset[str]
-    alarms: frozenset[str]
-    commands: frozenset[str]
-
-    def __bool__(self) -> bool:
-        return bool(self.devices or self.alarms or self.commands)
-
-
-def devices_from_config(cfg: DeploymentConfig) -> dict[str, DeviceInfo]:
-    """Device metadata (names, kinds, places, owning agent) from a deployment config."""
-    out: dict[str, DeviceInfo] = {}
-    for dev_id, (agent, dev) in cfg.devices().items():
-        loc = dev.location
-        out[dev_id] = DeviceInfo(
-            dev_id, dev.kind.value, dev.name or dev_id, agent.id,
-            loc.lat if loc else None, loc.lon if loc else None, dict(dev.attrs),
-        )  # fmt: skip
-    return out
 
 
 class LiveStore:
@@ -133,6 +47,10 @@ class LiveStore:
         self._commands: OrderedDict[str, CommandProgress] = OrderedDict()
         self._log: deque[tuple[int, str, str]] = deque(maxlen=max_changes)
         self._version = 0
+        #: Set on every change (cleared by whoever waits on it: the pusher).
+        self.changed = threading.Event()
+        #: Set on changes people wait for (alarms, command progress): pushed without pacing.
+        self.urgent = threading.Event()
         self._max_devices = max_devices
         self._max_alarms = max_alarms
         self._max_commands = max_commands
@@ -153,6 +71,10 @@ class LiveStore:
     def _changed(self, category: str, key: str) -> None:
         self._version += 1
         self._log.append((self._version, category, key))
+        if not self.changed.is_set():  # a plain read; set() takes a lock, once is enough
+            self.changed.set()
+        if category != DEVICE and not self.urgent.is_set():
+            self.urgent.set()
 
     def _device(self, device_id: str, kind: str, agent: str | None) -> DeviceInfo | None:
         dev = self._devices.get(device_id)

@@ -1,4 +1,5 @@
-"""Shared machinery of live views: a 1 s tick that pulls the store's changes, and keyed
+"""Shared machinery of live views: a tick that pulls the store's changes (woken by the
+pusher when the store changed, and a 1 s heartbeat for clocks and staleness), and keyed
 row syncing that patches changed cells and streams new rows instead of redrawing."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import panel as pn
 from bokeh.models import ColumnDataSource
+from panel.io.state import set_curdoc
 
 from dashboard.livestore import Changes, LiveStore
 
@@ -24,6 +26,7 @@ __all__ = [
     "set_display_tz",
     "display_tz",
     "live_views",
+    "wake_live_views",
 ]
 
 log = logging.getLogger("rongguan.dashboard.views")
@@ -57,6 +60,13 @@ def live_views() -> int:
     """How many views still tick in this process (sessions not yet released)."""
     with _ACTIVE_LOCK:
         return len(_ACTIVE)
+
+
+def wake_live_views() -> int:
+    """Ask every live view to apply the store's changes soon (thread-safe); returns how many."""
+    with _ACTIVE_LOCK:
+        views = list(_ACTIVE)
+    return sum(v.wake() for v in views)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -144,8 +154,10 @@ class TableSync:
 
 
 class LiveView:
-    """Base of a session's view: ``full()`` on first paint or resync, ``apply(changes)`` per tick."""
+    """Base of a session's view: ``full()`` on first paint or resync, ``apply(changes)`` when
+    woken (or on the heartbeat), ``every_tick()`` on the heartbeat only."""
 
+    #: Heartbeat: clocks and staleness badges; changes arrive sooner, through wake().
     period_ms = 1000
 
     def __init__(self, store: LiveStore) -> None:
@@ -154,12 +166,15 @@ class LiveView:
         self.ticks = 0
         self.stopped = False
         self._callback: Any = None
+        self._doc: Any = None
+        self._wake_pending = False
 
     def start(self) -> None:
-        """Paint once, schedule the tick and release it when the screen disconnects."""
+        """Paint once, schedule the heartbeat and release it all when the screen disconnects."""
         self.version = self.store.version
         self.full()
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            self._doc = pn.state.curdoc
             self._callback = pn.state.add_periodic_callback(self.tick, period=self.period_ms)
             with _ACTIVE_LOCK:
                 _ACTIVE.add(self)
@@ -175,13 +190,36 @@ class LiveView:
             self._callback = None
         with _ACTIVE_LOCK:
             _ACTIVE.discard(self)
+        self._doc = None
         log.info("session released; %d live views remain", live_views())
 
-    def tick(self) -> None:
-        """Pull and apply what changed since the last tick; never raise into Bokeh's loop."""
+    def wake(self) -> bool:
+        """Schedule :meth:`update` on the session's event loop (from any thread); False when
+        one is already pending or the session is gone."""
+        doc = self._doc
+        if self.stopped or doc is None or self._wake_pending:
+            return False
+        self._wake_pending = True
+        try:
+            # The one Document method Bokeh allows from other threads.
+            doc.add_next_tick_callback(self._woken)
+        except Exception:  # noqa: BLE001 - the session is being torn down
+            self._wake_pending = False
+            return False
+        return True
+
+    def _woken(self) -> None:
+        self._wake_pending = False
+        doc = self._doc
+        if doc is None:
+            return
+        with set_curdoc(doc):
+            self.update()
+
+    def update(self) -> None:
+        """Pull and apply what changed since the last update; never raise into Bokeh's loop."""
         if self.stopped:
             return
-        self.ticks += 1
         try:
             changes = self.store.changes_since(self.version)
             if changes is None:
@@ -190,9 +228,19 @@ class LiveView:
             else:
                 self.version = changes.version
                 self.apply(changes)
-            self.every_tick()
         except Exception:  # noqa: BLE001 - one bad update must not stop the screen
             log.exception("view update failed")
+
+    def tick(self) -> None:
+        """The heartbeat: changes not yet applied, then clocks and staleness."""
+        if self.stopped:
+            return
+        self.ticks += 1
+        self.update()
+        try:
+            self.every_tick()
+        except Exception:  # noqa: BLE001 - one bad update must not stop the screen
+            log.exception("view heartbeat failed")
 
     def full(self) -> None:
         """Paint everything from the store."""
@@ -203,4 +251,4 @@ class LiveView:
         raise NotImplementedError
 
     def every_tick(self) -> None:
-        """Hook for clocks and staleness badges."""
+        """Hook for clocks and staleness badges (heartbeat only)."""

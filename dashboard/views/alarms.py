@@ -1,5 +1,6 @@
-"""The alarm console: active alarms (live) and history (the store's alarm records), filters
-by domain, severity and district, and the operator actions on the selected alarm."""
+"""The alarm console: filters on top; active alarms (live, storms shown once with their
+children count) and history on the left; the selected alarm's detail — facts, case, its
+group, what happened to it — and the operator actions on the right."""
 
 from __future__ import annotations
 
@@ -11,35 +12,24 @@ import panel as pn
 
 from contracts.alarms import AlarmEvent, Severity
 from dashboard.actions import Actions
+from dashboard.alarmgroups import AlarmGroup, group_alarms
 from dashboard.auth import ALARM_ACTIONS, ALARM_DOMAINS, Identity
 from dashboard.history import History
-from dashboard.i18n import tr, tr_opt
+from dashboard.i18n import tr
 from dashboard.livestore import Changes, LiveStore
-from dashboard.views._live import LiveView, TableSync, fmt_time
-from dashboard.views.style import TABS_CSS
+from dashboard.views._live import LiveView, TableSync
+from dashboard.views.alarm_detail import detail_html, empty_detail_html, timeline
+from dashboard.views.alarm_table import COLUMNS, WIDTHS, alarm_row, severity_formatter
+from dashboard.views.style import TABLE_CSS, TABS_CSS
 from dashboard.views.style import html as html_pane
-from dashboard.views.wall import sort_alarms
 
 __all__ = ["AlarmsView", "alarm_row", "COLUMNS"]
 
-COLUMNS = ["alarm_id", "severity", "domain", "device", "district", "message", "state", "raised",
-           "updated_at", "case_no", "case_status"]  # fmt: skip
 DOMAINS = ("lighting", "dust", "vehicle")
-_HISTORY_EVERY_TICKS = 30  # history is re-read this often (s); live alarms every tick
+_HISTORY_EVERY_S = 30.0  # the history tab is re-read this often; live alarms on every change
 _HISTORY_RANGES = {"last_24h": 86_400, "last_7d": 7 * 86_400}
-
-
-def alarm_row(a: AlarmEvent | dict[str, Any], lang: str, district: str = "") -> dict[str, Any]:
-    """One table row for an alarm (an event, or a history record as a dict)."""
-    d = a.model_dump(mode="json") if isinstance(a, AlarmEvent) else a
-    return {
-        "alarm_id": d["alarm_id"], "severity": tr(d["severity"], lang),
-        "domain": tr(f"{d['domain']}_d", lang), "device": d["device_id"], "district": district,
-        "message": d.get("message") or d["rule_id"], "state": tr("st_" + d["state"], lang),
-        "raised": fmt_time(d.get("raised_ns")),
-        "updated_at": fmt_time(d.get("updated_ns") or d.get("ts")),
-        "case_no": d.get("case_no") or "", "case_status": tr_opt("case_", d.get("case_status"), lang),
-    }  # fmt: skip
+#: actions that, on a group's parent, go to every alarm of the group (a comment stays put)
+_GROUP_ACTIONS = frozenset({"acknowledge", "assign", "shelve", "resolve"})
 
 
 class AlarmsView(LiveView):
@@ -54,64 +44,84 @@ class AlarmsView(LiveView):
         history: History | None = None,
     ) -> None:
         super().__init__(store)
-        self.actions = actions
-        self.who = who
-        self.lang = lang
-        self.history = history
+        self.actions, self.who, self.lang, self.history = actions, who, lang, history
         titles = {c: tr(c, lang) for c in COLUMNS}
-        opts = dict(titles=titles, hidden_columns=["alarm_id"], show_index=False, disabled=True,
-                    sizing_mode="stretch_width", theme="midnight", layout="fit_data_stretch")  # fmt: skip
-        self.table = pn.widgets.Tabulator(None, selectable=1, height=460, **opts)
-        self.hist_table = pn.widgets.Tabulator(None, height=460, **opts)
+        opts = dict(titles=titles, show_index=False, disabled=True, theme="midnight",
+                    layout="fit_columns", widths=WIDTHS[lang], stylesheets=[TABLE_CSS],
+                    # the server orders rows (severity, then newest): no header sorters
+                    configuration={"columnDefaults": {"headerSort": False}},
+                    formatters={"severity": severity_formatter(lang)},
+                    sizing_mode="stretch_both", min_height=300)  # fmt: skip
+        # The active table leaves the domain (a filter) and the update time to the detail
+        # pane: room for the message on a 1366 screen, in English too.
+        self.table = pn.widgets.Tabulator(None, selectable=1, css_classes=["rg-active"],
+                                          hidden_columns=["alarm_id", "domain", "updated_at"],
+                                          **opts)  # fmt: skip
+        self.hist_table = pn.widgets.Tabulator(None, css_classes=["rg-history"],
+                                               hidden_columns=["alarm_id"], **opts)  # fmt: skip
         self.sync = TableSync(self.table, COLUMNS, "alarm_id")
-        all_ = tr("all", lang)
-        self.f_domain = pn.widgets.Select(
-            name=tr("domain", lang), width=140,
-            options={all_: "", **{tr(f"{d}_d", lang): d for d in DOMAINS}},
-        )  # fmt: skip
-        self.f_severity = pn.widgets.Select(
-            name=tr("severity", lang), width=140,
-            options={all_: "", **{tr(s.value, lang): s.value for s in Severity}},
-        )  # fmt: skip
-        self.f_district = pn.widgets.Select(
-            name=tr("district", lang), width=160, options={all_: ""}
+        self.f_domain = self._filter("domain", 130, {tr(f"{d}_d", lang): d for d in DOMAINS})
+        self.f_severity = self._filter(
+            "severity", 130, {tr(s.value, lang): s.value for s in Severity}
         )
+        self.f_district = self._filter("district", 150, {})
+        self.f_children = pn.widgets.Checkbox(
+            label=tr("show_children", lang), value=False, align="end",
+            css_classes=["rg-show-children"], margin=(10, 10, 16, 16),
+        )  # fmt: skip
         self.f_range = pn.widgets.Select(
-            name=tr("hours", lang), width=140,
+            label=tr("hours", lang), width=140,
             options={tr(k, lang): k for k in _HISTORY_RANGES}, value="last_24h",
         )  # fmt: skip
-        for w in (self.f_domain, self.f_severity, self.f_district):
+        for w in (self.f_domain, self.f_severity, self.f_district, self.f_children):
             w.param.watch(lambda _e: self._refilter(), "value")
         self.f_range.param.watch(lambda _e: self.load_history(), "value")
-        self.text = pn.widgets.TextInput(name=tr("text", lang), placeholder="…", width=300)
-        self.assignee = pn.widgets.TextInput(name=tr("assignee", lang), width=160)
+        self.table.param.watch(lambda _e: self.show_detail(), "selection")
+        self.summary = html_pane("", css_classes=["rg-summary"], align="end")
+        self.text = pn.widgets.TextInput(label=tr("text", lang), placeholder="…",
+                                         sizing_mode="stretch_width")  # fmt: skip
+        self.assignee = pn.widgets.TextInput(label=tr("assignee", lang), width=150)
+        self.whole_group = pn.widgets.Checkbox(label=tr("whole_group", lang), value=True,
+                                               css_classes=["rg-whole-group"])  # fmt: skip
         self.buttons: dict[str, pn.widgets.Button] = {}
         for action in ALARM_ACTIONS:
-            b = pn.widgets.Button(
-                name=tr(action, lang),
-                button_type="primary" if action == "acknowledge" else "default",
-                css_classes=[f"rg-{action}"],
-                align="end",
-            )
+            b = pn.widgets.Button(label=tr(action, lang), css_classes=[f"rg-{action}"],
+                                  color="primary" if action == "acknowledge" else "default")  # fmt: skip
             b.on_click(lambda _e, a=action: self.act(a))
             self.buttons[action] = b
         self.message = html_pane("", css_classes=["rg-message"])
-        may = bool(ALARM_DOMAINS.get(who.role))
-        hint = "" if may else f'<div class="rg-hint">{tr("viewer_hint", lang)}</div>'
+        hint = "" if ALARM_DOMAINS.get(who.role) else f'<div class="rg-hint">{tr("viewer_hint", lang)}</div>'  # fmt: skip
         self.hist_note = html_pane("")
+        self.detail = html_pane(empty_detail_html(lang), sizing_mode="stretch_width",
+                                css_classes=["rg-detail-pane"])  # fmt: skip
         self.tabs = pn.Tabs(
             (tr("active", lang), self.table),
-            (tr("history", lang), pn.Column(self.f_range, self.hist_note, self.hist_table,
-                                            sizing_mode="stretch_width")),
-            sizing_mode="stretch_width", stylesheets=[TABS_CSS],
+            (tr("history", lang), pn.Column(pn.Row(self.f_range, self.hist_note),
+                                            self.hist_table, sizing_mode="stretch_both")),
+            sizing_mode="stretch_both", stylesheets=[TABS_CSS],
+        )  # fmt: skip
+        side = pn.Column(
+            html_pane(f'<div class="rg-h2">{tr("detail", lang)}</div>'),
+            pn.Column(self.detail, scroll=True, sizing_mode="stretch_both"),
+            html_pane(hint), pn.Row(self.text, self.assignee, sizing_mode="stretch_width"),
+            self.whole_group, pn.FlexBox(*self.buttons.values()), self.message,
+            # A third of a 1366 screen, ~560 px on a 1920 one.
+            sizing_mode="stretch_height", styles={"flex": "0 0 clamp(420px, 29vw, 560px)"},
+            css_classes=["rg-alarm-side"],
         )  # fmt: skip
         self.layout = pn.Column(
-            pn.Row(self.f_domain, self.f_severity, self.f_district, css_classes=["rg-filters"]),
-            self.tabs, html_pane(hint),
-            pn.Row(self.text, self.assignee, *self.buttons.values()), self.message,
-            sizing_mode="stretch_width",
+            pn.Row(self.f_domain, self.f_severity, self.f_district, self.f_children, self.summary,
+                   css_classes=["rg-filters"], sizing_mode="stretch_width"),
+            pn.Row(self.tabs, side, sizing_mode="stretch_both"),
+            sizing_mode="stretch_both",
         )  # fmt: skip
         self._districts: dict[str, str] = {}
+        self._groups: dict[str, AlarmGroup] = {}  # alarm id -> its group (every member)
+        self._history_at = 0.0
+
+    def _filter(self, key: str, width: int, options: dict[str, str]) -> pn.widgets.Select:
+        return pn.widgets.Select(label=tr(key, self.lang), width=width,
+                                 options={tr("all", self.lang): "", **options})  # fmt: skip
 
     # ---- acting ---------------------------------------------------------------------
 
@@ -122,23 +132,31 @@ class AlarmsView(LiveView):
         return keys[sel[0]] if sel and sel[0] < len(keys) else None
 
     def act(self, action: str) -> None:
-        """Apply ``action`` to the selected alarm through the acting handler (role checked there)."""
+        """Apply ``action`` to the selected alarm (and, on a group's parent, to its children
+        when asked) through the acting handler, which checks the role for each."""
         alarm_id = self.selected()
         if alarm_id is None:
             self.message.object = tr("select_alarm", self.lang)
             return
         text = self.assignee.value if action == "assign" else self.text.value
-        result = self.actions.alarm_action(self.who, alarm_id, action, text or "")
+        targets = [alarm_id]
+        group = self._groups.get(alarm_id)
+        if (group is not None and group.head.alarm_id == alarm_id and action in _GROUP_ACTIONS
+                and self.whole_group.value):  # fmt: skip
+            targets += [c.alarm_id for c in group.children]
+        results = [self.actions.alarm_action(self.who, t, action, text or "") for t in targets]
+        result = next((r for r in results if not r.ok), results[0])
         cls = "rg-ok" if result.ok else "rg-bad"
+        n = f" ({sum(r.ok for r in results)}/{len(results)})" if len(results) > 1 else ""
         self.message.object = (
-            f'<span class="{cls}" data-action="{action}">{tr(result.message, self.lang)}</span>'
+            f'<span class="{cls}" data-action="{action}">{tr(result.message, self.lang)}{n}</span>'
         )
 
     def acknowledge_selected(self) -> None:
         """Acknowledge the selected alarm."""
         self.act("acknowledge")
 
-    # ---- rows and filters -----------------------------------------------------------
+    # ---- rows, filters and the detail -----------------------------------------------
 
     def _district(self, device_id: str) -> str:
         got = self._districts.get(device_id)
@@ -154,20 +172,32 @@ class AlarmsView(LiveView):
             and (not self.f_district.value or district == self.f_district.value)
         )
 
-    def _active(self, ids: frozenset[str] | None = None) -> list[AlarmEvent]:
+    def _active(self) -> list[AlarmEvent]:
         return [
-            a for a in self.store.alarms(ids, active_only=True)
+            a for a in self.store.alarms(active_only=True)
             if self._match(a.domain, a.severity.value, self._district(a.device_id))
         ]  # fmt: skip
 
-    def _rows(self, alarms: list[AlarmEvent]) -> list[dict[str, Any]]:
-        return [alarm_row(a, self.lang, self._district(a.device_id)) for a in alarms]
+    def _rows(self) -> list[dict[str, Any]]:
+        """One row per group (its parent), children right under it when they are shown."""
+        groups = group_alarms(self._active())
+        self._groups = {m.alarm_id: g for g in groups for m in g.members}
+        rows = []
+        for g in groups:
+            size = f"{g.size} ▸" if g.size > 1 and not self.f_children.value else ""
+            size = f"{g.size} ▾" if g.size > 1 and self.f_children.value else size
+            rows.append(alarm_row(g.head, self.lang, self._district(g.head.device_id), size))
+            if self.f_children.value:
+                rows += [alarm_row(c, self.lang, self._district(c.device_id), "↳")
+                         for c in g.children]  # fmt: skip
+        n_alarms = sum(g.size for g in groups)
+        self.summary.object = f'<span class="rg-count">{tr("summary", self.lang, n=n_alarms, groups=len(groups))}</span>'
+        return rows
 
     def _refresh_districts(self) -> None:
-        names = sorted({self._district(a.device_id) for a in self.store.alarms()} - {""})
-        names = sorted(set(names) | {d.attrs["district"] for d in self.store.devices()
-                                     if d.attrs.get("district")})  # fmt: skip
-        opts = {tr("all", self.lang): "", **{n: n for n in names}}
+        names = {self._district(a.device_id) for a in self.store.alarms()}
+        names |= {d.attrs["district"] for d in self.store.devices() if d.attrs.get("district")}
+        opts = {tr("all", self.lang): "", **{n: n for n in sorted(names - {""})}}
         if list(opts.values()) != list(self.f_district.options.values()):
             self.f_district.options = opts
 
@@ -176,13 +206,33 @@ class AlarmsView(LiveView):
         self.load_history()
 
     def full(self) -> None:
+        chosen = self.selected()
         self._refresh_districts()
-        self.sync.reset(self._rows(sort_alarms(self._active())))
-        if self.ticks == 0:
+        self.sync.reset(self._rows())
+        keys = self.sync.keys()
+        self.table.selection = [keys.index(chosen)] if chosen in keys else []
+        self.show_detail()
+        if self._history_at == 0.0:
             self.load_history()
+
+    def show_detail(self) -> None:
+        """Fill the detail pane with the selected alarm (or say how to pick one)."""
+        alarm_id = self.selected()
+        alarm = next(iter(self.store.alarms({alarm_id})), None) if alarm_id else None
+        if alarm is None:
+            self.detail.object = empty_detail_html(self.lang)
+            return
+        records: list[dict[str, Any]] = []
+        if self.history is not None:
+            df = self.history.alarm_transitions(alarm.alarm_id, alarm.raised_ns)
+            records = [] if df is None else df.to_dicts()
+        self.detail.object = detail_html(alarm, self._groups.get(alarm.alarm_id),
+                                         timeline(alarm, records), self.lang,
+                                         self._district(alarm.device_id))  # fmt: skip
 
     def load_history(self) -> None:
         """Re-read the history tab from the store's alarm records (filtered)."""
+        self._history_at = time.monotonic()
         if self.history is None:
             return
         now = time.time_ns()
@@ -198,16 +248,20 @@ class AlarmsView(LiveView):
             district = self._district(d["device_id"])
             if self._match(d["domain"], d["severity"], district):
                 rows.append(alarm_row({**d, "updated_ns": d["ts"]}, self.lang, district))
-        self.hist_note.object = f"<span>{len(rows)}</span>"
+        self.hist_note.object = f'<span class="rg-count">{len(rows)}</span>'
         self.hist_table.value = pd.DataFrame(rows, columns=COLUMNS)
 
     def apply(self, changes: Changes) -> None:
         if changes.alarms:
-            active = {a.alarm_id: a for a in self._active(changes.alarms)}
-            known = set(self.sync.keys())
-            if any(a in known and a not in active for a in changes.alarms):
-                self.full()  # a removed row shifts positions: re-read (rare compared to updates)
+            rows = self._rows()
+            if [r["alarm_id"] for r in rows] != self.sync.keys():
+                self.full()  # a row came, went or moved: re-read (rare next to updates)
             else:
-                self.sync.update(self._rows(list(active.values())))
-        if self.ticks % _HISTORY_EVERY_TICKS == 0:
+                self.sync.update(rows)
+                group = self._groups.get(self.selected() or "")
+                if group is not None and {m.alarm_id for m in group.members} & changes.alarms:
+                    self.show_detail()  # the selected alarm or one of its group changed
+
+    def every_tick(self) -> None:
+        if time.monotonic() - self._history_at >= _HISTORY_EVERY_S:
             self.load_history()

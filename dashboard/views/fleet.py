@@ -23,6 +23,7 @@ from dashboard.views._live import LiveView, TableSync, display_tz, fmt_time
 from dashboard.views.alarms import alarm_row
 from dashboard.views.citymap import CityMap
 from dashboard.views.geofences import GeofenceLayer, geofence_legend_html, geofence_of
+from dashboard.views.style import TABLE_CSS
 from dashboard.views.style import html as html_pane
 from dashboard.views.wall import sort_alarms
 
@@ -72,10 +73,10 @@ class FleetView(LiveView):
         self.history = history
         self._day_of = day_of  # date -> (start_ns, end_ns) in the city's zone
         all_ = tr("all", lang)
-        self.f_fleet = pn.widgets.Select(name=tr("fleet_col", lang), options={all_: ""}, width=160)
-        self.f_company = pn.widgets.Select(name=tr("company", lang), options={all_: ""}, width=200)
+        self.f_fleet = pn.widgets.Select(label=tr("fleet_col", lang), options={all_: ""}, width=160)
+        self.f_company = pn.widgets.Select(label=tr("company", lang), options={all_: ""}, width=200)
         self.f_state = pn.widgets.Select(
-            name=tr("state", lang), width=120,
+            label=tr("state", lang), width=120,
             options={all_: "", **{tr(s, lang): s for s in ("moving", "idle", "offline")}},
         )  # fmt: skip
         for w in (self.f_fleet, self.f_company, self.f_state):
@@ -84,7 +85,7 @@ class FleetView(LiveView):
             None, titles={c: tr({"fleet": "fleet_col", "updated": "updated_at"}.get(c, c), lang) for c in COLUMNS},
             hidden_columns=["id"],
             show_index=False, disabled=True, height=420, sizing_mode="stretch_width",
-            theme="midnight", layout="fit_data_stretch",
+            theme="midnight", layout="fit_data_stretch", stylesheets=[TABLE_CSS],
         )  # fmt: skip
         self.sync = TableSync(self.table, COLUMNS, "id")
         self.map = CityMap(basemap, dark=True, height=420, marker_size=13, lang=lang,
@@ -96,14 +97,14 @@ class FleetView(LiveView):
         self.map.fig.scatter("x", "y", source=self.cursor_src, marker="triangle", size=22,
                              angle="angle", color="#ff4d4f", line_color="white")  # fmt: skip
         today = datetime.now(display_tz()).date()
-        self.vehicle = pn.widgets.Select(name=tr("vehicle", lang), options=[], width=200)
-        self.day = pn.widgets.DatePicker(name=tr("day", lang), value=today, width=160)
+        self.vehicle = pn.widgets.Select(label=tr("vehicle", lang), options=[], width=200)
+        self.day = pn.widgets.DatePicker(label=tr("day", lang), value=today, width=160)
         self.load = pn.widgets.Button(
-            name=tr("load_track", lang), button_type="primary", align="end",
+            label=tr("load_track", lang), color="primary", align="end",
             css_classes=["rg-load-track"],
         )  # fmt: skip
         self.slider = pn.widgets.IntSlider(
-            name=tr("time", lang), start=0, end=1, value=0, disabled=True, show_value=False,
+            label=tr("time", lang), start=0, end=1, value=0, disabled=True, show_value=False,
             sizing_mode="stretch_width", css_classes=["rg-track-slider"],
         )  # fmt: skip
         self.track_info = html_pane("", css_classes=["rg-track-info"])
@@ -113,7 +114,7 @@ class FleetView(LiveView):
         self.violations = pn.widgets.Tabulator(
             None, titles={c: tr(c, lang) for c in V_COLUMNS}, hidden_columns=["alarm_id"],
             show_index=False, disabled=True, height=220, sizing_mode="stretch_width",
-            theme="midnight", layout="fit_data_stretch",
+            theme="midnight", layout="fit_data_stretch", stylesheets=[TABLE_CSS],
         )  # fmt: skip
         self.layout = pn.Column(
             pn.Row(self.f_fleet, self.f_company, self.f_state,

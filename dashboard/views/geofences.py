@@ -130,7 +130,7 @@ class GeofenceLayer:
         fig.add_tools(HoverTool(renderers=[rz, rr], tooltips=tips))
         self.renderers = [rz, rr]
         self.toggle = pn.widgets.Checkbox(
-            name=tr("geofences", lang), value=True, css_classes=["rg-geofence-toggle"]
+            label=tr("geofences", lang), value=True, css_classes=["rg-geofence-toggle"]
         )
         self.toggle.param.watch(lambda e: self.show(bool(e.new)), "value")
 

@@ -16,7 +16,7 @@ from dashboard.i18n import tr
 from dashboard.kpi import circuits_of, is_online
 from dashboard.livestore import Changes, DeviceInfo, LiveStore
 from dashboard.views._live import LiveView, TableSync, fmt_time
-from dashboard.views.style import TOGGLE_CSS
+from dashboard.views.style import TABLE_CSS, TOGGLE_CSS
 from dashboard.views.style import html as html_pane
 
 __all__ = ["LightingView", "circuit_rows"]
@@ -74,24 +74,25 @@ class LightingView(LiveView):
         self.table = pn.widgets.Tabulator(
             None, titles=titles, hidden_columns=["key"], show_index=False, disabled=True,
             sizing_mode="stretch_width", height=460, theme="midnight", layout="fit_data_stretch",
+            stylesheets=[TABLE_CSS],
         )  # fmt: skip
         self.sync = TableSync(self.table, COLUMNS, "key")
-        self.cabinet = pn.widgets.Select(name=tr("cabinet", lang), options=[], width=220)
+        self.cabinet = pn.widgets.Select(label=tr("cabinet", lang), options=[], width=220)
         self.circuit = pn.widgets.Select(
-            name=tr("circuit", lang), options=list(range(1, _DEFAULT_CIRCUITS + 1)), width=100
+            label=tr("circuit", lang), options=list(range(1, _DEFAULT_CIRCUITS + 1)), width=100
         )
         self.on = pn.widgets.RadioButtonGroup(options=[tr("on", lang), tr("off", lang)], value=tr("on", lang),
-                                              button_type="primary", stylesheets=[TOGGLE_CSS], css_classes=["rg-on-off"])  # fmt: skip
+                                              color="primary", stylesheets=[TOGGLE_CSS], css_classes=["rg-on-off"])  # fmt: skip
         self.reason = pn.widgets.TextInput(
-            name=tr("reason", lang), placeholder=tr("reason", lang), width=320
+            label=tr("reason", lang), placeholder=tr("reason", lang), width=320
         )
         self.switch = pn.widgets.Button(
-            name=tr("switch", lang), button_type="warning", css_classes=["rg-switch"]
+            label=tr("switch", lang), color="warning", css_classes=["rg-switch"]
         )
         self.confirm = pn.widgets.Button(
-            name=tr("confirm", lang), button_type="danger", css_classes=["rg-confirm"]
+            label=tr("confirm", lang), color="danger", css_classes=["rg-confirm"]
         )
-        self.cancel = pn.widgets.Button(name=tr("cancel", lang), css_classes=["rg-cancel"])
+        self.cancel = pn.widgets.Button(label=tr("cancel", lang), css_classes=["rg-cancel"])
         self.question = html_pane("", css_classes=["rg-question"])
         self.confirm_box = pn.Row(self.question, self.confirm, self.cancel, visible=False)
         self.message = html_pane("", css_classes=["rg-message"])

@@ -77,30 +77,39 @@ class MarkerCache:
         )
 
     def get(self) -> tuple[int, int, dict[str, Layer]]:
-        """(generation, tick, layers) as of now; the same objects until something changed."""
+        """(generation, tick, layers), refreshed first unless that happened within the
+        interval (the pusher refreshes right before it wakes the sessions)."""
         with self._lock:
-            now = time.monotonic()
-            if now - self._at < self.min_interval_s:
-                return self.generation, self.tick, self.layers
-            self._at = now
-            t0 = time.perf_counter()
-            changes = self.store.changes_since(self._version)
-            if changes is None or self._version < 0:
-                self._version = self.store.version
-                self._rebuild()
-            elif changes or now - self._rescan_at >= RESCAN_S:
-                self._version = changes.version
-                ids = set(changes.devices)
+            if time.monotonic() - self._at >= self.min_interval_s:
+                self._refresh()
+            return self.generation, self.tick, self.layers
+
+    def refresh(self) -> None:
+        """Bring every layer up to date with the store now."""
+        with self._lock:
+            self._refresh()
+
+    def _refresh(self) -> None:
+        now = self._at = time.monotonic()
+        t0 = time.perf_counter()
+        changes = self.store.changes_since(self._version)
+        if changes is None or self._version < 0:
+            self._version = self.store.version
+            self._rebuild()
+        else:
+            rescan = now - self._rescan_at >= RESCAN_S
+            self._version = changes.version
+            ids = set(changes.devices)
+            if changes.alarms or rescan:  # alarm colours: only when alarms changed
                 alarmed = alarmed_devices(self.store.alarms(active_only=True))
                 ids |= alarmed ^ self._alarmed
                 self._alarmed = alarmed
-                if now - self._rescan_at >= RESCAN_S:
-                    self._rescan_at = now
-                    ids |= set(self.layers["lighting_cabinet"].ids)
-                if ids:
-                    self._apply(ids)
-            self.update_ms = (time.perf_counter() - t0) * 1000
-            return self.generation, self.tick, self.layers
+            if rescan:
+                self._rescan_at = now
+                ids |= set(self.layers["lighting_cabinet"].ids)
+            if ids:
+                self._apply(ids)
+        self.update_ms = (time.perf_counter() - t0) * 1000
 
     def _rebuild(self) -> None:
         self.generation += 1

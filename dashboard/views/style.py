@@ -6,7 +6,7 @@ from typing import Any
 
 import panel as pn
 
-__all__ = ["PAGE_CSS", "PANE_CSS", "TABS_CSS", "TOGGLE_CSS", "html"]
+__all__ = ["PAGE_CSS", "PANE_CSS", "TABS_CSS", "TABLE_CSS", "TOGGLE_CSS", "html"]
 
 #: Page-level CSS (outside the components' shadow roots).
 PAGE_CSS = """
@@ -49,6 +49,23 @@ a { color: #6fa0ff; }
 .rg-layers { display: flex; gap: 24px; padding: 2px 12px; font-size: 15px; color: #9fb0c8; }
 .rg-filters { font-size: 14px; }
 .rg-hint { color: #fcc419; font-size: 14px; }
+.rg-group { color: #ffd8a8; font-size: 17px; font-weight: 700; margin-top: 2px; }
+.rg-count { font-size: 15px; color: #9fb0c8; white-space: nowrap; }
+.rg-detail { font-size: 14px; }
+.rg-detail-empty { color: #9fb0c8; font-size: 15px; padding: 24px 4px; }
+.rg-detail-head { font-size: 17px; line-height: 1.5; }
+.rg-detail-sub { color: #9fb0c8; margin: 4px 0 10px; }
+.rg-facts { display: grid; grid-template-columns: 1fr 1fr; gap: 4px 14px; }
+.rg-fact { display: flex; justify-content: space-between; gap: 8px; border-bottom: 1px solid #1c2840; padding: 3px 0; }
+.rg-fact span { color: #9fb0c8; white-space: nowrap; }
+.rg-fact b { text-align: right; overflow-wrap: anywhere; }
+.rg-fact.rg-wide { grid-column: 1 / -1; }
+.rg-detail-case { display: grid; grid-template-columns: 1fr; gap: 4px 14px; margin: 10px 0; padding: 8px 10px; background: #131d31; border: 1px solid #24324d; border-radius: 6px; }
+.rg-detail-case .rg-case-no b { color: #ffd43b; font-size: 16px; }
+.rg-members, .rg-timeline { width: 100%; border-collapse: collapse; font-size: 13px; }
+.rg-members td, .rg-timeline td { padding: 3px 6px; border-bottom: 1px solid #1c2840; vertical-align: top; }
+.rg-timeline td:first-child { color: #9fb0c8; white-space: nowrap; width: 1%; }
+.rg-members tr.rg-current td { background: #24324d; }
 """
 
 
@@ -57,6 +74,19 @@ TABS_CSS = """
 .bk-header { border-bottom: 1px solid #24324d !important; }
 .bk-tab { color: #9fb0c8 !important; background: transparent !important; border: 1px solid transparent !important; font-size: 15px !important; padding: 6px 16px !important; }
 .bk-tab.bk-active { color: #ffffff !important; background: #24324d !important; border-color: #3b5b8c !important; border-bottom: 3px solid #ffa94d !important; font-weight: 700 !important; }
+"""
+
+#: Inside a Tabulator's shadow root: dark rows with light text (the midnight theme's grey
+#: rows leave coloured text unreadable on a wall), a clear selected row.
+TABLE_CSS = """
+.tabulator { background-color: #0b1220 !important; border: 1px solid #24324d !important; font-size: 14px; }
+.tabulator .tabulator-tableholder { background-color: #0b1220 !important; }
+.tabulator .tabulator-header, .tabulator .tabulator-header .tabulator-col { background-color: #16233b !important; color: #dbe4f0 !important; border-color: #24324d !important; }
+.tabulator-row { background-color: #131d31 !important; color: #dbe4f0 !important; border-bottom: 1px solid #1c2840 !important; }
+.tabulator-row.tabulator-row-even { background-color: #0f1828 !important; }
+.tabulator-row .tabulator-cell { border-right: 1px solid #1c2840 !important; }
+.tabulator-row.tabulator-selectable:hover { background-color: #1e2d48 !important; }
+.tabulator-row.tabulator-selected { background-color: #2b4470 !important; }
 """
 
 #: Inside a button group's shadow root: the chosen option filled and bold, the other dim.

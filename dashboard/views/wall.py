@@ -8,8 +8,9 @@ from collections.abc import Sequence
 
 import panel as pn
 
-from contracts.alarms import AlarmEvent, Severity
+from contracts.alarms import AlarmEvent
 from contracts.geofence import GeofenceConfig
+from dashboard.alarmgroups import SEV_ORDER, group_alarms, group_label
 from dashboard.i18n import tr, tr_opt
 from dashboard.kpi import LAYER_STALE_S, ROAD_TARGETS, KpiCache, Kpis
 from dashboard.livestore import Changes, LiveStore
@@ -27,28 +28,32 @@ SEVERITY_COLOURS = {
     "minor": "#fcc419",
     "warning": "#74c0fc",
 }
-_SEV_ORDER = {s.value: i for i, s in enumerate(Severity)}
 
 
 def sort_alarms(alarms: list[AlarmEvent]) -> list[AlarmEvent]:
     """Most severe first, then newest first."""
-    return sorted(alarms, key=lambda a: (_SEV_ORDER.get(a.severity.value, 9), -a.raised_ns))
+    return sorted(alarms, key=lambda a: (SEV_ORDER.get(a.severity.value, 9), -a.raised_ns))
 
 
 def alarm_list_html(alarms: list[AlarmEvent], lang: str, limit: int = 14) -> str:
-    """The wall's alarm list: severity, device, message, case number, case status."""
+    """The wall's alarm ticker: one item per storm group (severity, device, the group's size,
+    message, case number and status)."""
     if not alarms:
         return f'<div class="rg-empty">{tr("no_alarms", lang)}</div>'
     items = []
-    for a in sort_alarms(alarms)[:limit]:
-        colour = SEVERITY_COLOURS.get(a.severity.value, "#adb5bd")
+    for g in group_alarms(alarms)[:limit]:
+        a = g.head
+        colour = SEVERITY_COLOURS.get(g.severity, "#adb5bd")
         case = html.escape(a.case_no or "—")
         status = html.escape(tr_opt("case_", a.case_status, lang))
+        label = group_label(g, lang)
+        group = f'<div class="rg-group">{html.escape(label)}</div>' if label else ""
         items.append(
-            f'<div class="rg-alarm" data-alarm="{html.escape(a.alarm_id)}" style="border-left-color:{colour}">'
+            f'<div class="rg-alarm" data-alarm="{html.escape(a.alarm_id)}" data-size="{g.size}" '
+            f'style="border-left-color:{colour}">'
             f'<div class="rg-alarm-top"><span class="rg-sev" style="background:{colour}">'
-            f'{tr(a.severity.value, lang)}</span> <b>{html.escape(a.device_id)}</b>'
-            f'<span class="rg-time">{fmt_time(a.raised_ns)}</span></div>'
+            f'{tr(g.severity, lang)}</span> <b>{html.escape(a.device_id)}</b>'
+            f'<span class="rg-time">{fmt_time(g.raised_ns)}</span></div>{group}'
             f'<div class="rg-msg">{html.escape(a.message or a.rule_id)}</div>'
             f'<div class="rg-case">{tr("case_no", lang)} <b class="rg-case-no">{case}</b> {status}'
             f' · {tr("st_" + a.state.value, lang)}</div></div>'
@@ -89,7 +94,11 @@ def kpi_html(k: Kpis, lang: str, now_ns: int | None = None) -> str:
         f'<span style="color:{SEVERITY_COLOURS[s]}">{tr(s, lang)} {n}</span>'
         for s, n in k.alarms.items()
     )
-    tiles.append((tr("active_alarms", lang), sev, "", ""))
+    label = tr("active_alarms", lang)
+    groups = sum(k.alarms.values())
+    if k.alarms_total > groups:  # storms count once; say how many alarms they fold
+        label += f" · {tr('alarms_folded', lang, total=k.alarms_total, groups=groups)}"
+    tiles.append((label, sev, "", ""))
     out = []
     for label, value, cls, kind in tiles:
         stale = bool(kind) and kind in k.online and _stale(k, kind, now)
@@ -120,12 +129,8 @@ def layers_html(k: Kpis, lang: str, now_ns: int | None = None) -> str:
 
 
 class WallView(LiveView):
-    """One wall-screen session."""
-
-    # Ticks cost next to nothing when nothing changed (the marker cache refreshes at most
-    # every 0.2 s for all sessions; unchanged text is not resent), and a quarter-second tick
-    # keeps a change's wait for the next tick, the bulk of its latency, under 250 ms.
-    period_ms = 250
+    """One wall-screen session: woken by the pusher when the store changed (markers and
+    alarms go out then), and a 1 s heartbeat for the clock, KPI tiles and staleness."""
 
     def __init__(
         self,
@@ -196,14 +201,14 @@ class WallView(LiveView):
     def apply(self, changes: Changes) -> None:
         if changes.alarms:
             self.alarm_list.object = alarm_list_html(self._alarms(), self.lang)
-
-    def every_tick(self) -> None:
-        now = time.time_ns()
-        self.clock.object = f'<div class="rg-clock">{fmt_time(now, "%Y-%m-%d %H:%M:%S")}</div>'
         # Markers (and alarm colours) come from the shared cache, changed rows only.
         generation, tick, layers = self.markers.get()
         for sync in self.syncs:
             sync.sync(layers[sync.kind], generation, tick)
+
+    def every_tick(self) -> None:
+        now = time.time_ns()
+        self.clock.object = f'<div class="rg-clock">{fmt_time(now, "%Y-%m-%d %H:%M:%S")}</div>'
         # Computed once per process per second (KpiCache); sent only when the text changed.
         k = self.kpi_cache.get()
         for pane, text in ((self.kpis, kpi_html(k, self.lang, now)),

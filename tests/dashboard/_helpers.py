@@ -129,3 +129,20 @@ def wait_for(what: str, check: Any, timeout_s: float = 10.0) -> Any:
             return got
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def storm(n: int = 6, parent_id: str = "G-1", **kw: Any) -> list[AlarmEvent]:
+    """A cable-theft storm on LC-0001: a parent (filed as a case) and ``n - 1`` children,
+    one per circuit, as the rules' alarm book groups them."""
+    kids = [f"{parent_id}.{i}" for i in range(2, n + 1)]
+    common = dict(rule_id="lighting.cable_theft", device_id="LC-0001", severity=Severity.CRITICAL,
+                  message="接触器闭合但回路电流骤降，疑似电缆被盗", case_no="CD-2026-000200",
+                  case_status="dispatched")  # fmt: skip
+    extra = {"device_name": "人民南路1号箱"}
+    out = [alarm(parent_id, subject="LC-0001/circuit1_current", field="circuit1_current",
+                 extra={**extra, "children": kids}, **common, **kw)]  # fmt: skip
+    for i, kid in enumerate(kids, start=2):
+        out.append(alarm(kid, subject=f"LC-0001/circuit{i}_current", field=f"circuit{i}_current",
+                         raised_ns=NOW + i * 10**9, extra={**extra, "parent": parent_id},
+                         **common))  # fmt: skip
+    return out

@@ -19,7 +19,7 @@ from contracts import topics
 from contracts.commands import Command, CommandAck, CommandState
 from contracts.config import BrokerConfig
 from tests.browser import ARTIFACTS, chromium_browser, local_page
-from tests.dashboard._helpers import Recorder, alarm, batch, config, publish, wait_for
+from tests.dashboard._helpers import Recorder, alarm, batch, config, publish, storm, wait_for
 from tests.servers import free_port, wait_port
 
 pytestmark = [pytest.mark.servers, pytest.mark.browser]
@@ -205,6 +205,55 @@ def test_alarm_console_acts_for_an_operator_and_refuses_a_viewer(dashboard, brow
                        "role": "operator", "text": "已派人 dispatched"}  # fmt: skip
     finally:
         rec.close()
+
+
+def _fits(page) -> None:
+    """The active table shows every column without sideways scrolling, the detail beside it."""
+    holder = page.locator(".rg-active .tabulator-tableholder").first
+    scroll_w, client_w = holder.evaluate("e => [e.scrollWidth, e.clientWidth]")
+    assert scroll_w <= client_w + 1, (scroll_w, client_w)
+    table, side = (
+        page.locator(".rg-active").first.bounding_box(),
+        page.locator(".rg-alarm-side").first.bounding_box(),
+    )
+    vw, vh = page.viewport_size["width"], page.viewport_size["height"]
+    assert side["x"] >= table["x"] + table["width"] - 1 and side["x"] + side["width"] <= vw + 1
+    assert table["height"] > vh * 0.5  # the table uses the screen's height, not a fixed box
+
+
+def test_a_storm_is_shown_once_and_acknowledged_as_a_group(dashboard, browser, artifacts):
+    alarms = storm(6)
+    publish(dashboard.broker, [(topics.alarm(a.alarm_id), a.encode(), True) for a in alarms])
+    rec = Recorder(dashboard.broker, topics.alarm_action())
+    try:
+        with local_page(browser) as (page, external):
+            page.goto(dashboard.url + "/")
+            page.locator('.rg-alarm[data-alarm="G-1"][data-size="6"]').wait_for(timeout=20_000)
+            assert page.locator(".rg-alarm").count() == 2  # the storm once, and A-1
+            page.get_by_text("配电箱 人民南路1号箱：6 个回路告警").wait_for()
+            assert external == [], external
+        with local_page(browser, (1920, 1080)) as (page, external):
+            _login(page, dashboard.url, "operator", "operator-pw")
+            page.goto(dashboard.url + "/alarms")
+            page.get_by_text("6 ▸").click(timeout=20_000)
+            page.locator(".rg-members tr").nth(5).wait_for(timeout=10_000)
+            assert page.locator(".rg-members tr").count() == 6
+            _fits(page)
+            page.screenshot(path=str(artifacts / "alarms-console-1920.png"))
+            page.locator(".rg-acknowledge button").click()
+            page.get_by_text("(6/6)").wait_for(timeout=10_000)
+            page.set_viewport_size({"width": 1366, "height": 768})
+            page.wait_for_timeout(500)  # let the layout settle before measuring it
+            _fits(page)
+            page.screenshot(path=str(artifacts / "alarms-console-1366.png"))
+            assert external == [], external
+        wait_for("six acknowledgements", lambda: len(rec.messages) >= 6)
+        docs = [json.loads(m[1]) for m in rec.messages]
+        assert sorted(d["alarm_id"] for d in docs) == sorted(a.alarm_id for a in alarms)
+        assert {d["action"] for d in docs} == {"acknowledge"}
+    finally:
+        rec.close()
+        publish(dashboard.broker, [(topics.alarm(a.alarm_id), b"", True) for a in alarms])
 
 
 def test_fleet_page_in_english_and_sessions_released_on_disconnect(dashboard, browser, artifacts):
