@@ -51,7 +51,7 @@ def run(
     ceiling_seconds: float | None = None,
     window: int = 256,
     devices: int = 6000,
-    connections: int = 1,
+    connections: int = 2,
     chunk_lines: int | None = None,
     wire: int = 2,
     gzip_seconds: int = 20,

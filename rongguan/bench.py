@@ -24,7 +24,11 @@ BENCHMARKS = {
     ),
     "rules": ("bench.rules", "rules engine: numba vs Python reference vs polars (~2 min)"),
     "poll": ("bench.poll", "Modbus polling: merged reads vs one request per point"),
-    "sim": ("bench.sim", "simulated HJ 212 / JT/T 808 devices per process, CPU and memory"),
+    "agent": ("bench.agent", "agent at scale: OPC-UA 10,000 items, memory district/city (~12 min)"),
+    "sim": (
+        "bench.sim",
+        "simulator capacity per process and kind (OPC-UA, Modbus, MQTT, HJ 212, JT/T 808) (~8 min)",
+    ),
     "latency": ("bench.latency", "end to end: device change to wall screen, p50/p95 (~2 min)"),
     "dashboard": ("bench.dashboard", "wall sessions: patching vs redrawing the marker layer"),
 }

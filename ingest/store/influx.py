@@ -40,12 +40,13 @@ class InfluxStore(InfluxReads):
         backoff_s: float = 0.2,
         max_backoff_s: float = 5.0,
         gzip: bool | None = None,
-        connections: int = 1,
+        connections: int | None = None,
     ) -> None:
         self.cfg = cfg
         self.chunk_lines = chunk_lines
         # Bodies of one write posted side by side: influxd parses one while the next arrives.
-        self._pool = ThreadPoolExecutor(connections, "influx-write") if connections > 1 else None
+        n = cfg.write_connections if connections is None else connections
+        self._pool = ThreadPoolExecutor(n, "influx-write") if n > 1 else None
         self.retries = retries
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
