@@ -6,7 +6,7 @@ matches alarms against it. One table, so the two cannot drift apart.
 
 from __future__ import annotations
 
-__all__ = ["FAULT_RULES", "OFFLINE"]
+__all__ = ["FAULT_RULES", "FLEET_RULES", "OFFLINE", "rule_for"]
 
 #: device_offline is one fault kind but one offline rule per domain; it maps to this name
 OFFLINE = "device.offline"
@@ -37,3 +37,14 @@ FAULT_RULES: dict[str, str] = {
     "tracker_offline": "vehicle.tracker_offline",
     "device_offline": OFFLINE,
 }
+
+#: (fault kind, fleet) -> the rule that detects it on that fleet's trucks instead: a
+#: kitchen-waste truck that dumps its load is caught as a detour before the plant
+FLEET_RULES: dict[tuple[str, str], str] = {
+    ("illegal_dumping", "kitchen_waste"): "vehicle.kitchen_detour",
+}
+
+
+def rule_for(kind: str, fleet: str | None = None) -> str:
+    """The rule expected to detect a fault of ``kind`` (on a truck of ``fleet``)."""
+    return FLEET_RULES.get((kind, fleet or ""), FAULT_RULES[kind])

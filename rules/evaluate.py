@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from contracts.faults import FAULT_RULES, OFFLINE
+from contracts.faults import FAULT_RULES, FLEET_RULES, OFFLINE, rule_for
 
 __all__ = ["FAULT_RULES", "OFFLINE_RULES", "score", "latency_windows", "main"]
 
@@ -80,6 +80,8 @@ def score(
     scored = {r for r in mapping.values() if r != OFFLINE} | (
         set(OFFLINE_RULES) if OFFLINE in mapping.values() else set()
     )
+    if fault_rules is None:
+        scored |= set(FLEET_RULES.values())
     truth = _truth(ground_truth_jsonl)
     faults = [f for f in truth if f.get("kind") in mapping]
     raises = [r for r in _raises(alarms) if r[0] in scored]
@@ -87,7 +89,8 @@ def score(
     found: list[tuple[str, dict]] = []  # (rule, fault) of every detection
     per: dict[str, dict] = defaultdict(lambda: {"faults": 0, "detected": 0, "latencies_s": []})
     for f in sorted(faults, key=lambda f: f["ts_ns"]):
-        rule, dev, t = mapping[f["kind"]], f["device"], int(f["ts_ns"])
+        kind, dev, t = f["kind"], f["device"], int(f["ts_ns"])
+        rule = rule_for(kind, f.get("fleet")) if fault_rules is None else mapping[kind]
         wanted = set(OFFLINE_RULES) if rule == OFFLINE else {rule}
         end = int(f.get("end_ns") or 0)
         hit = next(

@@ -246,7 +246,7 @@ class SimulatedCity:
         else:
             truck = self.trucks.get(f["device"])
             if truck is not None:  # picks the geofence it breaks (FaultError when none)
-                extra = truck.plan(active, now, clock.stamp(now))
+                extra = {"fleet": truck.veh.fleet, **truck.plan(active, now, clock.stamp(now))}
             model = self.cabinets.get(f["device"]) or self.dust.get(f["device"]) or truck
             model.faults.append(active)  # type: ignore[union-attr]
         protocol = protocol_of(self.inventory.get(f["device"]).profile)

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from contracts.astro import CST
-from contracts.faults import FAULT_RULES
+from contracts.faults import FAULT_RULES, rule_for
 from hardware.sim.clock import MAX_SPEED, ClockError, SimClock, parse_start
 
 __all__ = [
@@ -250,7 +250,7 @@ def truth_line(
         "device": fault["device"],
         **fault,
         "subject": subject_of(fault),
-        "family": RULE_FAMILY[fault["kind"]],
+        "family": rule_for(fault["kind"], fault.get("fleet")),
         "start_ns": start_ns,
         "end_ns": None if end is None else int(clock.stamp(end) * 1e9),
         "sim_start": _iso(start),

@@ -46,6 +46,30 @@ def test_score_counts_hits_misses_and_false_positives(tmp_path) -> None:
     assert res["vehicle.overspeed"]["recall"] == 0.0 and "dust.unrelated" not in res
 
 
+def test_a_fault_is_expected_from_its_fleets_rule(tmp_path) -> None:
+    # a kitchen-waste truck dumping its load is a detour before the plant, not a long stop
+    gt = tmp_path / "gt.jsonl"
+    gt.write_text(
+        "\n".join(
+            json.dumps(x)
+            for x in [
+                {"ts_ns": 100 * S, "kind": "illegal_dumping", "device": "K-1",
+                 "fleet": "kitchen_waste"},
+                {"ts_ns": 100 * S, "kind": "illegal_dumping", "device": "C-1",
+                 "fleet": "construction_waste"},
+            ]
+        )
+    )  # fmt: skip
+    alarms = [
+        _tr("vehicle.kitchen_detour", "K-1", 700),
+        _tr("vehicle.illegal_dumping", "C-1", 700),
+    ]
+    res = score(alarms, gt, max_latency_s=900)
+    assert res["vehicle.kitchen_detour"]["recall"] == 1.0
+    assert res["vehicle.illegal_dumping"]["recall"] == 1.0
+    assert res["vehicle.illegal_dumping"]["faults"] == 1
+
+
 def test_main_reads_transition_lines(tmp_path, capsys) -> None:
     gt = tmp_path / "gt.jsonl"
     gt.write_text(json.dumps({"ts_ns": 10 * S, "kind": "leakage", "device": "LC-1"}) + "\n")
