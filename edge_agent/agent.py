@@ -154,10 +154,7 @@ class EdgeAgent:
                 task.cancel()
                 await asyncio.wait([task])
         if sup is not None and sup.driver is not None:
-            try:
-                await sup.driver.close()
-            except Exception:
-                log.debug("closing %s failed", dev_id, exc_info=True)
+            await _close_driver(sup)
             self.listeners.forget(sup.driver)
         return sup
 
@@ -313,13 +310,18 @@ class EdgeAgent:
         await self._link.stop()
         for s in self.supervisors.values():
             if s.driver is not None:
-                try:
-                    await s.driver.close()
-                except Exception:
-                    log.debug("closing %s failed", s.device.id, exc_info=True)
+                await _close_driver(s)
         log.info(
             "agent %s stopped: %s",
             self.agent_id,
             {k: v for k, v in self.metrics().items() if k != "devices"},
         )
         self._outbox.buffer.close()
+
+
+async def _close_driver(sup: DeviceSupervisor) -> None:
+    """Close a supervisor's driver; a failure here only matters for debugging."""
+    try:
+        await sup.driver.close()  # type: ignore[union-attr]
+    except Exception:
+        log.debug("closing %s failed", sup.device.id, exc_info=True)

@@ -146,14 +146,14 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
 
     opts = _options(args)
     try:
-        build(opts, args.part or (0, 1))  # a bad clock or scenario: one clear line, exit 2
+        city = build(opts, args.part or (0, 1))  # a bad clock or scenario: one line, exit 2
     except (ClockError, FaultError, ValueError) as exc:
         print(f"rongguan simulate: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     if args.processes > 1:
         await serve_parts(opts, args.processes, stop, lambda doc: _publish(args, doc))
         return
-    city, doc = await serve(opts, args.part or (0, 1))
+    city, doc = await serve(opts, args.part or (0, 1), city=city)
     try:
         _publish(args, doc)
         await stop.wait()

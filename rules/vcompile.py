@@ -168,7 +168,6 @@ class VehicleIndex:
         kinds = np.array([1 << GEOFENCE_KINDS.index(g.kind) for g in geofences], dtype=np.int64)
         wide = (kinds & arr.static_kinds) != 0
         self._static_by_fleet = [np.flatnonzero(wide & (row != 0)).tolist() for row in arr.gf_app]
-        self._static_kind = wide
         self.ser_dev: list[int] = []
         self.ser_field: list[int] = []
         self._sid: dict[tuple[str, str], int] = {}

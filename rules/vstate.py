@@ -13,11 +13,11 @@ from collections.abc import Mapping
 import numpy as np
 
 from rules import vkernels as V
+from rules.kernels import NO_TS
 from rules.vcompile import VehicleArrays, VehicleIndex
 
 __all__ = ["VehicleState"]
 
-NO_TS = np.iinfo(np.int64).min
 _DEV = ("d_t", "d_lat", "d_lon", "p_t", "p_lat", "p_lon", "d_spd", "d_cov", "d_rej",
         "c_t", "c_lat", "c_lon", "u_t")  # fmt: skip
 _DEV_TYPES = {"d_t": np.int64, "p_t": np.int64, "c_t": np.int64, "u_t": np.int64,
@@ -138,12 +138,11 @@ class VehicleState:
             b[:cap] = a
             setattr(self, name, b)
 
-    def pair(self, d: int, g: int, static: bool = False) -> int:
+    def pair(self, d: int, g: int) -> int:
         """The pair (vehicle d, geofence g), created (at the chain's head) when missing."""
         p = int(self.d_head[d])
         while p >= 0:
             if self.q_geo[p] == g:
-                self.q_static[p] |= static
                 return p
             p = int(self.q_next[p])
         if self.free_pairs() < 1:
@@ -156,7 +155,7 @@ class VehicleState:
         else:
             p = int(pool[V.P_HIGH])
             pool[V.P_HIGH] += 1
-        self.q_dev[p], self.q_geo[p], self.q_static[p], self.q_in[p] = d, g, static, 0
+        self.q_dev[p], self.q_geo[p], self.q_static[p], self.q_in[p] = d, g, False, 0
         self.q_vis[p] = NO_TS
         self.q_since[p] = NO_TS
         self.q_active[p] = 0

@@ -205,10 +205,10 @@ class AlarmsView(LiveView):
         self.full()
         self.load_history()
 
-    def full(self) -> None:
+    def full(self, rows: list[dict[str, Any]] | None = None) -> None:
         chosen = self.selected()
         self._refresh_districts()
-        self.sync.reset(self._rows())
+        self.sync.reset(self._rows() if rows is None else rows)
         keys = self.sync.keys()
         self.table.selection = [keys.index(chosen)] if chosen in keys else []
         self.show_detail()
@@ -255,7 +255,7 @@ class AlarmsView(LiveView):
         if changes.alarms:
             rows = self._rows()
             if [r["alarm_id"] for r in rows] != self.sync.keys():
-                self.full()  # a row came, went or moved: re-read (rare next to updates)
+                self.full(rows)  # a row came, went or moved (rare next to updates)
             else:
                 self.sync.update(rows)
                 group = self._groups.get(self.selected() or "")

@@ -42,7 +42,6 @@ class SharedSubscription:
         self.queues: set[ChangeQueue] = set()
         self._next_handle = 1
         self._consumer: asyncio.Task[None] | None = None
-        self.changes = 0
         self.unrouted = 0  # changes for items already removed
         self.closing = False  # its last device left: new devices get a new subscription
 
@@ -66,7 +65,6 @@ class SharedSubscription:
                 if queue is None:
                     self.unrouted += 1
                     continue
-                self.changes += 1
                 queue.change(item.ClientHandle, item.Value)
             elif isinstance(ev, StatusChangeEvent):
                 for queue in self.queues:

@@ -96,10 +96,14 @@ def describe(city: SimulatedCity, endpoints: dict[str, Any]) -> dict[str, Any]:
 
 
 async def serve(
-    opts: dict[str, Any], part: tuple[int, int] = (0, 1), anchor: float | None = None
+    opts: dict[str, Any],
+    part: tuple[int, int] = (0, 1),
+    anchor: float | None = None,
+    city: SimulatedCity | None = None,
 ) -> tuple[SimulatedCity, dict[str, Any]]:
-    """Start (part of) a city; returns it and its description. The caller stops it."""
-    city = build(opts, part, anchor)
+    """Start (part of) a city, or the one ``build`` made already; returns it and its
+    description. The caller stops it."""
+    city = city or build(opts, part, anchor)
     endpoints = await city.start()
     return city, describe(city, endpoints)
 
