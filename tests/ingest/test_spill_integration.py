@@ -89,8 +89,12 @@ def test_influx_down_longer_than_broker_queues_every_row_once(
 
 def test_field_type_conflict_is_quarantined_not_retried(tmp_path, mqtt_broker, influx):
     now = time.time_ns() // S * S
+    # InfluxDB keeps field types per shard (weekly, from Monday 00:00 UTC): each float
+    # that conflicts has a string at its own timestamp, so in its shard, on any day.
     store = InfluxStore(influx)
-    store.write_lines(f'dust_monitor,device_id=DM-9 noise="loud" {now - 3600 * S}')
+    store.write_lines(
+        "\n".join(f'dust_monitor,device_id=DM-9 noise="loud" {now - i * S}' for i in range(10))
+    )
     store.close()
     rows = [("DM-1", "dust_monitor", now - i * S, "pm10", 80.0 + i) for i in range(90)]
     rows += [("DM-2", "dust_monitor", now - i * S, "noise", 60.0) for i in range(10)]
