@@ -25,6 +25,7 @@ from drivers.modbus.mbap import (
     write_coil_request,
     write_registers_request,
 )
+from drivers.shared import Shared
 
 __all__ = [
     "EXCEPTION_CODES",
@@ -224,25 +225,15 @@ def _parsed(parse: Any, what: str, bus: Bus, writing: bool = False) -> Any:
         raise DeviceUnavailable(f"{what}: bad answer: {exc}") from None
 
 
-# Shared per event loop and endpoint; entries go away when their last driver closes.
-_BUSES: dict[tuple[int, str, int], Bus] = {}
+_BUSES: Shared[Bus] = Shared()
 
 
 def acquire(host: str, port: int, timeout_s: float) -> Bus:
     """The loop's bus for ``host:port`` (created on first use), with one more user."""
-    key = (id(asyncio.get_running_loop()), host, port)
-    bus = _BUSES.get(key)
-    if bus is None:
-        bus = _BUSES[key] = Bus(host, port, timeout_s)
-    bus.users += 1
-    return bus
+    return _BUSES.acquire((host, port), lambda: Bus(host, port, timeout_s))
 
 
 def release(bus: Bus) -> None:
     """One user less; the last one closes the connection."""
-    bus.users -= 1
-    if bus.users <= 0:
+    if _BUSES.release(bus):
         bus.close()
-        for k, v in list(_BUSES.items()):
-            if v is bus:
-                del _BUSES[k]

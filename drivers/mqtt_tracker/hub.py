@@ -19,6 +19,7 @@ import paho.mqtt.client as mqtt
 
 from contracts.config import BrokerConfig
 from contracts.mqtt import make_client
+from drivers.shared import Shared
 
 __all__ = ["TrackerHub", "acquire", "release"]
 
@@ -134,25 +135,16 @@ class TrackerHub:
         self._lost()
 
 
-_HUBS: dict[tuple[int, str, str | None], TrackerHub] = {}
+_HUBS: Shared[TrackerHub] = Shared()
 
 
 def acquire(broker: BrokerConfig) -> TrackerHub:
     """The running loop's hub for this broker, with one more user."""
     loop = asyncio.get_running_loop()
-    key = (id(loop), broker.url, broker.username)
-    hub = _HUBS.get(key)
-    if hub is None:
-        hub = _HUBS[key] = TrackerHub(broker, loop)
-    hub.users += 1
-    return hub
+    return _HUBS.acquire((broker.url, broker.username), lambda: TrackerHub(broker, loop))
 
 
 async def release(hub: TrackerHub) -> None:
     """One user less; the last one stops the hub."""
-    hub.users -= 1
-    if hub.users <= 0:
-        for k, v in list(_HUBS.items()):
-            if v is hub:
-                del _HUBS[k]
+    if _HUBS.release(hub):
         await hub.stop()

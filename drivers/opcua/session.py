@@ -24,7 +24,6 @@ import asyncio
 import logging
 import math
 import time
-from typing import Any
 
 from asyncua import Client
 
@@ -32,6 +31,7 @@ from drivers.opcua.config import OpcUaSettings
 from drivers.opcua.monitor import subscription_parameters
 from drivers.opcua.security import apply_security
 from drivers.opcua.shared import SharedSubscription
+from drivers.shared import Shared
 
 __all__ = ["SharedSession", "acquire", "release", "quiet_close", "stats", "RETRY_GAP_S"]
 
@@ -140,38 +140,26 @@ class SharedSession:
             await quiet_close(client)
 
 
-_SESSIONS: dict[tuple[Any, ...], SharedSession] = {}
-
-
-def _key(s: OpcUaSettings) -> tuple[Any, ...]:
-    return (id(asyncio.get_running_loop()), s.endpoint, s.security, s.timeout_s)
+_SESSIONS: Shared[SharedSession] = Shared()
 
 
 def acquire(settings: OpcUaSettings) -> SharedSession:
     """The session for the device's endpoint and security, with one more user."""
-    key = _key(settings)
-    session = _SESSIONS.get(key)
-    if session is None:
-        session = _SESSIONS[key] = SharedSession(settings)
-    session.users += 1
-    return session
+    key = (settings.endpoint, settings.security, settings.timeout_s)
+    return _SESSIONS.acquire(key, lambda: SharedSession(settings))
 
 
 async def release(session: SharedSession) -> None:
-    """One user less; the last one ends the session."""
-    session.users -= 1
-    if session.users <= 0:
-        if session.client is None and session._failure is not None:
-            return  # kept (it holds no connection): its failure spares the next device a try
-        for k, v in list(_SESSIONS.items()):
-            if v is session:
-                del _SESSIONS[k]
+    """One user less; the last one ends the session. A failed session (it holds no
+    connection) stays registered: its failure spares the next device a try."""
+    failed = session.client is None and session._failure is not None
+    if _SESSIONS.release(session, keep=failed) and not failed:
         await session.close()
 
 
 def stats() -> dict[str, int]:
     """Open sessions, their shared subscriptions and devices, for this event loop."""
-    mine = [v for k, v in _SESSIONS.items() if k[0] == id(asyncio.get_running_loop())]
+    mine = _SESSIONS.mine()
     return {
         "sessions": sum(1 for v in mine if v.client is not None),
         "subscriptions": sum(len(v._subs) for v in mine),

@@ -82,7 +82,7 @@ def test_a_dead_server_costs_one_connect_attempt_not_one_per_device() -> None:
         results = await asyncio.gather(*(d.connect() for d in drivers), return_exceptions=True)
         assert all(isinstance(r, DeviceUnavailable) for r in results), results
         assert "Connect call failed" in str(results[-1])
-        [dead] = [s for s in sessions._SESSIONS.values() if s.endpoint == endpoint]
+        [dead] = [s for s in sessions._SESSIONS.mine() if s.endpoint == endpoint]
         assert dead.connects == 1 and dead.users == 0  # kept only for its failure
         assert all(d._client is None for d in drivers)
 

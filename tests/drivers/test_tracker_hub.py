@@ -51,7 +51,7 @@ def test_trackers_share_one_connection_and_get_only_their_topic(mqtt_broker: Bro
         drivers = [_tracker(i, mqtt_broker) for i in range(3)]
         for d in drivers:
             await d.connect()
-        [hub] = [h for h in hubs._HUBS.values() if h.broker.url == mqtt_broker.url]
+        [hub] = [h for h in hubs._HUBS.mine() if h.broker.url == mqtt_broker.url]
         assert hub.users == 3
         for i, d in enumerate(drivers):
             pub.publish(d.settings.topic, _fix(d.device.id, 10.0 + i), qos=1).wait_for_publish(5)
@@ -69,7 +69,7 @@ def test_trackers_share_one_connection_and_get_only_their_topic(mqtt_broker: Bro
         assert drivers[0].stats()["fixes"] == 1 and drivers[1].stats()["bad_fixes"] == 0
         for d in drivers[1:]:
             await d.close()
-        assert not [h for h in hubs._HUBS.values() if h.broker.url == mqtt_broker.url]
+        assert not [h for h in hubs._HUBS.mine() if h.broker.url == mqtt_broker.url]
 
     try:
         asyncio.run(asyncio.wait_for(main(), 60))
