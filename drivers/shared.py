@@ -8,14 +8,17 @@ it ends it. Keys are per event loop, since a connection belongs to the loop it w
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Hashable
 from typing import Generic, Protocol, TypeVar
 
-__all__ = ["Shared"]
+__all__ = ["Shared", "totals"]
 
 
 class _Counted(Protocol):
     users: int
+
+    def counters(self) -> dict[str, int]: ...
 
 
 T = TypeVar("T", bound=_Counted)
@@ -24,7 +27,11 @@ T = TypeVar("T", bound=_Counted)
 class Shared(Generic[T]):
     """Endpoint key -> shared object; the object counts its users in ``users``."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str, register: bool = True) -> None:
+        self.name = name
+        self.retired: Counter[str] = Counter()  # counters of objects already closed
+        if register:  # reported by totals()
+            _ALL.append(self)
         self._items: dict[tuple[int, Hashable], T] = {}
         self._keys: dict[int, tuple[int, Hashable]] = {}  # id(object) -> its key
 
@@ -46,9 +53,25 @@ class Shared(Generic[T]):
             return False
         if not keep and id(obj) in self._keys:
             del self._items[self._keys.pop(id(obj))]
+            self.retired.update(obj.counters())
         return True
 
     def mine(self) -> list[T]:
         """The running loop's objects."""
         loop = id(asyncio.get_running_loop())
         return [v for (lp, _), v in self._items.items() if lp == loop]
+
+
+_ALL: list[Shared] = []
+
+
+def totals() -> dict[str, int]:
+    """Anomaly counters of every shared connection of this process, open or closed, as
+    ``{registry}_{counter}`` (e.g. answers a Modbus gateway sent to no request)."""
+    out: dict[str, int] = {}
+    for reg in _ALL:
+        sums = Counter(reg.retired)
+        for obj in reg._items.values():
+            sums.update(obj.counters())
+        out.update({f"{reg.name}_{k}": v for k, v in sorted(sums.items())})
+    return out

@@ -22,6 +22,7 @@ from contracts.commands import CommandAck
 from contracts.config import ConfigError, DeploymentConfig, DeviceConfig, load_config
 from drivers import BadConfig, create_driver
 from drivers.listener import ListenerPool
+from drivers.shared import totals as shared_totals
 from edge_agent.buffer import DiskBuffer
 from edge_agent.commands import CommandExecutor
 from edge_agent.link import MqttLink
@@ -92,6 +93,7 @@ class EdgeAgent:
         out.update({f"reloads_{k}": v for k, v in self.reloads.items()})
         if self.listeners.listeners:
             out["listeners"] = self.listeners.stats()
+        out["connections"] = shared_totals()
         devs = {d: s.stats() for d, s in self.supervisors.items()}
         out["devices"] = devs
         out["devices_online"] = sum(1 for s in devs.values() if s["state"] == "online")

@@ -9,6 +9,9 @@
     rg_agent_commands_total{state}            acks sent by state
     rg_agent_reloads_total{result}            config reloads applied / refused
     rg_agent_broker_connected
+    rg_agent_modbus_stray_answers_total       answers a gateway sent to no request in flight
+    rg_agent_opcua_unrouted_changes_total     changes for monitored items no device has
+    rg_agent_tracker_unrouted_messages_total  tracker messages for no attached device
 
 A bus is the device's endpoint: devices behind one Modbus gateway or one OPC-UA server
 share it, so a slow or failing bus shows up once instead of as N devices.
@@ -83,6 +86,8 @@ def agent_figures(agent: Any) -> list[tuple[str, str, dict[str, str], float]]:
         if f"reloads_{result}" in m:
             n = float(m[f"reloads_{result}"])
             out.append(("rg_agent_reloads_total", "counter", {"result": result}, n))
+    for key, n in m.get("connections", {}).items():
+        out.append((f"rg_agent_{key}_total", "counter", {}, float(n)))
     if "broker_connected" in m:
         out.append(("rg_agent_broker_connected", "gauge", {}, float(m["broker_connected"])))
     return out

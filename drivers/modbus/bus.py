@@ -70,14 +70,14 @@ def exception_error(code: int, what: str, writing: bool = False) -> DriverError:
 class _Connection(asyncio.Protocol):
     """The TCP stream: answers are matched to the one request in flight by transaction id."""
 
-    def __init__(self) -> None:
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
         self.transport: asyncio.Transport | None = None
         self._buf = bytearray()
         self._tid = 0
         self._waiter: asyncio.Future[bytes] | None = None
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
-        self.stray = 0  # answers to no request in flight (late, or duplicated)
         self.lost: Exception | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -96,7 +96,7 @@ class _Connection(asyncio.Protocol):
             if w is not None and not w.done() and tid == self._tid:
                 w.set_result(pdu)
             else:
-                self.stray += 1
+                self.bus.stray += 1
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(DeviceUnavailable(f"connection lost: {exc or 'closed by the device'}"))
@@ -152,7 +152,12 @@ class Bus:
         self.lock = asyncio.Lock()
         self.users = 0
         self.requests = 0
+        self.stray = 0  # answers to no request in flight (late, or duplicated)
         self._conn: _Connection | None = None
+
+    def counters(self) -> dict[str, int]:
+        """Anomalies of this gateway's connections, summed over reconnects."""
+        return {"stray_answers": self.stray}
 
     @property
     def where(self) -> str:
@@ -166,7 +171,7 @@ class Bus:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.timeout_s):
-                _t, conn = await loop.create_connection(_Connection, *self.key)
+                _t, conn = await loop.create_connection(lambda: _Connection(self), *self.key)
         except TimeoutError:
             raise DeviceTimeout(f"{self.where}: no connection within {self.timeout_s} s") from None
         except OSError as exc:
@@ -225,7 +230,7 @@ def _parsed(parse: Any, what: str, bus: Bus, writing: bool = False) -> Any:
         raise DeviceUnavailable(f"{what}: bad answer: {exc}") from None
 
 
-_BUSES: Shared[Bus] = Shared()
+_BUSES: Shared[Bus] = Shared("modbus")
 
 
 def acquire(host: str, port: int, timeout_s: float) -> Bus:

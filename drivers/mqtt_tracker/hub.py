@@ -42,7 +42,7 @@ class TrackerHub:
         self._lock = threading.Lock()
         self._up = False  # paho's view of the session, under the lock (see attach)
         self.connected = asyncio.Event()  # set on the event loop
-        self.unrouted = 0
+        self.unrouted = 0  # messages for a tracker detached since the subscription
         self._client: mqtt.Client | None = None
 
     def _soon(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -90,9 +90,13 @@ class TrackerHub:
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         handler = self._routes.get(msg.topic)
         if handler is None:
-            self.unrouted += 1  # a tracker detached since the subscription
+            self.unrouted += 1
             return
         handler(msg.payload)
+
+    def counters(self) -> dict[str, int]:
+        """Messages the broker delivered for no attached tracker."""
+        return {"unrouted_messages": self.unrouted}
 
     def attach(self, topic: str, handler: Handler) -> asyncio.Event:
         """Route ``topic`` to ``handler``; the event is set once the broker acked it."""
@@ -135,7 +139,7 @@ class TrackerHub:
         self._lost()
 
 
-_HUBS: Shared[TrackerHub] = Shared()
+_HUBS: Shared[TrackerHub] = Shared("tracker")
 
 
 def acquire(broker: BrokerConfig) -> TrackerHub:

@@ -56,6 +56,11 @@ class SharedSession:
         self._failure: BaseException | None = None  # the last connect's error, and when
         self._failed_at = -math.inf
         self.connects = 0
+        self.unrouted = 0  # changes of subscriptions already closed for items removed
+
+    def counters(self) -> dict[str, int]:
+        """Changes the server sent for monitored items no device had any more."""
+        return {"unrouted_changes": self.unrouted + sum(s.unrouted for s in self._subs.values())}
 
     async def ensure(self) -> Client:
         """The live session's client, opening a new session when there is none."""
@@ -120,12 +125,14 @@ class SharedSession:
         if key is None or not shared.empty:
             return  # others still use it, or another device is closing it already
         del self._subs[key]
+        self.unrouted += shared.unrouted
         shared.closing = True
         await shared.close(delete=self.client is not None and self.lost is None)
 
     async def _drop_subscriptions(self) -> None:
         subs, self._subs = list(self._subs.values()), {}
         for shared in subs:
+            self.unrouted += shared.unrouted
             await shared.close(delete=False)  # they went with their session
 
     async def _on_lost(self, exc: Exception) -> None:
@@ -140,7 +147,7 @@ class SharedSession:
             await quiet_close(client)
 
 
-_SESSIONS: Shared[SharedSession] = Shared()
+_SESSIONS: Shared[SharedSession] = Shared("opcua")
 
 
 def acquire(settings: OpcUaSettings) -> SharedSession:

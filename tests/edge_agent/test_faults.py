@@ -82,6 +82,7 @@ def test_a_silent_device_times_out_and_the_others_keep_their_rate(
             assert 'rg_agent_poll_total{device="HUNG-1"' in text
             assert 'result="timeout"} ' in text and "rg_agent_buffer_depth " in text
             assert "rg_agent_bus_poll_latency_seconds_count{bus=" in text
+            assert "rg_agent_modbus_stray_answers_total " in text  # a Modbus bus was used
         finally:
             stop.set()
             await task
