@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from contracts import clock  # data time: the deployment's clock
 
 __all__ = ["AlarmState", "Severity", "AlarmEvent", "CaseRecord", "CaseReceipt", "ACTIVE_STATES"]
 
@@ -50,7 +51,7 @@ class AlarmEvent(BaseModel):
     state: AlarmState = AlarmState.OPEN
     condition_active: bool = True  # the rule's condition still holds
     raised_ns: int
-    updated_ns: int = Field(default_factory=time.time_ns)
+    updated_ns: int = Field(default_factory=clock.now_ns)
     cleared_ns: int | None = None
     value: float | None = None
     threshold: float | None = None
@@ -85,7 +86,7 @@ class CaseRecord(BaseModel):
     lat: float | None = None
     lon: float | None = None
     grid: str | None = None
-    reported_ns: int = Field(default_factory=time.time_ns)
+    reported_ns: int = Field(default_factory=clock.now_ns)
     evidence: dict[str, Any] = Field(default_factory=dict)
 
 

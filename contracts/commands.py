@@ -10,12 +10,13 @@ each step on ``rg/v1/cmd-ack/<agent>``:
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from contracts import clock  # data time: the deployment's clock
 
 __all__ = ["CommandAction", "CommandState", "Command", "CommandAck", "TERMINAL_STATES"]
 
@@ -53,13 +54,14 @@ class Command(BaseModel):
     issued_by: str = "unknown"
     role: str = "unknown"
     reason: str = ""
-    issued_ns: int = Field(default_factory=time.time_ns)
+    issued_ns: int = Field(default_factory=clock.now_ns)
     ttl_s: float = 30.0
 
     def expired(self, now_ns: int | None = None) -> bool:
-        """True once the command has outlived its time to live."""
-        now = time.time_ns() if now_ns is None else now_ns
-        return now - self.issued_ns > self.ttl_s * 1e9
+        """True once the command has outlived its time to live (``ttl_s`` wall seconds: the
+        operator waits for it and the network carries it, whatever the clock's speed)."""
+        now = clock.now_ns() if now_ns is None else now_ns
+        return now - self.issued_ns > clock.scaled(self.ttl_s) * 1e9
 
     def encode(self) -> bytes:
         """Serialise for MQTT."""
@@ -79,7 +81,7 @@ class CommandAck(BaseModel):
     state: CommandState
     detail: str = ""
     readback: dict[str, Any] = Field(default_factory=dict)
-    ts_ns: int = Field(default_factory=time.time_ns)
+    ts_ns: int = Field(default_factory=clock.now_ns)
 
     def encode(self) -> bytes:
         """Serialise for MQTT."""

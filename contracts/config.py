@@ -17,12 +17,14 @@ import yaml
 from pydantic import (
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from contracts._model import ID_PATTERN as _ID
 from contracts._model import Model as _Model
+from contracts.clock import MAX_SPEED, Clock, ClockError, check_speed, parse_start
 from contracts.geofence import GeofenceConfig
 from contracts.rule_config import (
     RULE_FAMILIES,
@@ -68,12 +70,14 @@ __all__ = [
     "CaseConfig",
     "UserConfig",
     "DashboardConfig",
+    "ClockConfig",
     "DeploymentConfig",
     "ROLES",
     "load_config",
     "parse_config",
 ]
 
+_HHMM = re.compile(r"\d{1,2}:\d{2}")
 ROLES = ("viewer", "lighting_engineer", "sanitation_supervisor", "operator", "admin")
 Role = Literal["viewer", "lighting_engineer", "sanitation_supervisor", "operator", "admin"]
 
@@ -296,6 +300,53 @@ class IngestConfig(_Model):
         return v
 
 
+class ClockConfig(_Model):
+    """The deployment's clock (see :mod:`contracts.clock`): the wall clock unless sped up.
+
+    Simulated time is ``start`` at wall time ``anchor`` and runs ``speed`` times as fast;
+    every service of the deployment reads the same section, so they share one time.
+    """
+
+    speed: float = 1.0
+    start: str | float | None = None  # HH:MM (the anchor's day, China time), ISO, or epoch s
+    anchor: str | float | None = None  # wall epoch seconds or ISO date-time of the start
+
+    @field_validator("speed")
+    @classmethod
+    def _speed(cls, v: float) -> float:
+        try:
+            return check_speed(v)
+        except ClockError:
+            raise ValueError(f"speed must be a number in (0, {MAX_SPEED:g}]") from None
+
+    @field_validator("start", "anchor")
+    @classmethod
+    def _time(cls, v: str | float | None, info: ValidationInfo) -> str | float | None:
+        if info.field_name == "anchor" and isinstance(v, str) and _HHMM.fullmatch(v.strip()):
+            raise ValueError("anchor must be a full date-time or epoch seconds, not HH:MM")
+        try:
+            parse_start(v, 0.0)
+        except ClockError:
+            raise ValueError(
+                "expected HH:MM, an ISO date-time like 2026-12-21T17:00 or epoch seconds"
+            ) from None
+        return v
+
+    @model_validator(mode="after")
+    def _shared_anchor(self) -> ClockConfig:
+        # without a shared anchor each service would start its own simulated time
+        if self.anchor is None and (self.speed != 1.0 or self.start is not None):
+            raise ValueError(
+                "anchor is needed with a speed or start: the wall time (epoch s or ISO) "
+                "at which simulated time is `start`, the same for every service"
+            )
+        return self
+
+    def build(self) -> Clock:
+        """The clock this section describes."""
+        return Clock(self.speed, self.start, self.anchor)
+
+
 class DeploymentConfig(_Model):
     """A whole deployment of Rongguan."""
 
@@ -312,6 +363,7 @@ class DeploymentConfig(_Model):
     cases: CaseConfig = Field(default_factory=CaseConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
     geofences: list[GeofenceConfig] = Field(default_factory=list)
+    clock: ClockConfig = Field(default_factory=ClockConfig)
 
     @field_validator("timezone")
     @classmethod

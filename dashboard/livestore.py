@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections import OrderedDict, deque
 
+from contracts import clock  # data time: the deployment's clock
 from contracts.alarms import ACTIVE_STATES, AlarmEvent
 from contracts.commands import Command, CommandAck
 from contracts.telemetry import TelemetryBatch
@@ -174,7 +174,7 @@ class LiveStore:
         """Record a command this process published, so its acks have somewhere to land."""
         with self._lock:
             self._commands[command.command_id] = CommandProgress(
-                command, agent, steps=[("issued", time.time_ns())]
+                command, agent, steps=[("issued", clock.now_ns())]
             )
             self._changed(COMMAND, command.command_id)
             while len(self._commands) > self._max_commands:

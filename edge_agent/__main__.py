@@ -13,6 +13,7 @@ import asyncio
 import logging
 import signal
 
+from contracts import clock
 from contracts.config import ConfigError, load_config
 from edge_agent.agent import EdgeAgent
 
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         cfg = load_config(args.config)
+        clock.install(cfg.clock.build())  # the deployment's clock stamps the agent's data
         agent = EdgeAgent(
             cfg, args.agent_id, metrics_port=args.metrics_port, config_path=args.config
         )

@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
 
+from contracts import clock  # read-back rows are data: the deployment's clock
 from contracts.commands import Command, CommandAck, CommandState
 from contracts.telemetry import TelemetryRow
 from drivers import DriverError, WriteRejected
@@ -182,7 +182,7 @@ class CommandExecutor:
             self._ack(cid, dev, CommandState.FAILED, detail, readback=readback, cmd=cmd)
             return
         self._ack(cid, dev, CommandState.CONFIRMED, "read back matches", readback=readback, cmd=cmd)
-        now = time.time_ns()
+        now = clock.now_ns()
         self._on_readback(
             [TelemetryRow(dev, sup.device.kind, now, k, float(v)) for k, v in readback.items()]
         )

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from contracts import clock  # the agent's rows are data: the deployment's clock
 from contracts.telemetry import DeviceKind, TelemetryRow
 
 __all__ = ["agent_rows", "rss_mb", "self_telemetry", "FIELDS"]
@@ -68,7 +69,7 @@ def agent_rows(
     agent_id: str, metrics: dict[str, Any], now_ns: int | None = None
 ) -> list[TelemetryRow]:
     """Rows of the agent pseudo-device from ``EdgeAgent.metrics()``."""
-    ts = time.time_ns() if now_ns is None else now_ns
+    ts = clock.now_ns() if now_ns is None else now_ns
     states = [d["state"] for d in metrics.get("devices", {}).values()]
     values: dict[str, float] = {
         "devices": float(len(states)),

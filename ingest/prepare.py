@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import polars as pl
 
-from contracts import topics
+from contracts import clock, topics
 from contracts.telemetry import BatchError
 from ingest.frames import decode_frame
 from ingest.metrics import IngestMetrics
@@ -41,7 +40,9 @@ def prepare(
     ``max_future_s`` ahead of or ``max_past_s`` behind now are quarantined.
     """
     frames = []
-    now = time.time_ns()
+    # Data time is the deployment's clock; the windows allow for wall-time latency (clock
+    # skew, batching, replays after an outage), so they widen with the clock's speed.
+    now = clock.now_ns()
     for i, (topic, payload, received_ns) in enumerate(items):
         m.add("batches_in")
         try:
@@ -68,8 +69,8 @@ def prepare(
         now,
         limits=limits,
         keep=["_msg"],
-        max_future_s=max_future_s,
-        max_past_s=max_past_s,
+        max_future_s=clock.scaled(max_future_s),
+        max_past_s=clock.scaled(max_past_s),
     )
     if bad.height:
         counts = bad.group_by("reason").len().iter_rows()
@@ -83,6 +84,7 @@ def prepare(
                 topic, _payload, received_ns = items[int(msg)]  # type: ignore[call-overload]
                 quarantine.add_rows(part.drop("_msg"), topic, received_ns)
     if good.height:
-        m.lag_s = (now - int(good.get_column("ts").max())) / 1e9  # type: ignore[arg-type]
+        lag_ns = now - int(good.get_column("ts").max())  # type: ignore[arg-type]
+        m.lag_s = clock.current().wall_s(lag_ns / 1e9)  # a pipeline figure: wall seconds
         m.add("rows_good", good.height)
     return good.drop("_msg")

@@ -49,6 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--var-dir", default="var/demo", help="where the demo keeps its files (wiped at start)"
     )
+    d.add_argument(
+        "--speed",
+        type=float,
+        help="run the whole system on one simulated clock this many times faster than the "
+        "wall (e.g. 120: a night in minutes; max 3600)",
+    )
+    d.add_argument(
+        "--start",
+        help="simulated time when the system is up: HH:MM today or an ISO date-time (China time)",
+    )
 
     from rongguan.simulate import add_parser as add_simulate
 

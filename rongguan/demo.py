@@ -20,9 +20,12 @@ import yaml
 
 from contracts.config import parse_config
 
-__all__ = ["run_demo", "demo_config"]
+__all__ = ["run_demo", "demo_config", "sim_clock_args", "STARTUP_S"]
 
 _SCENARIO = Path(__file__).resolve().parent.parent / "hardware" / "scenarios" / "demo.yaml"
+#: Wall seconds from starting the simulator to the dashboard's address (measured ~8-10 s
+#: on 2 loaded cores): a sped-up clock reaches ``--start`` about then.
+STARTUP_S = 15.0
 
 
 def _port_free(port: int) -> bool:
@@ -98,6 +101,43 @@ def demo_config(
     }
 
 
+def sim_clock_args(args: argparse.Namespace) -> list[str]:
+    """The simulator's clock options for ``--speed/--start`` (none: the scenario's clock).
+
+    A sped-up city stamps simulated time and the whole deployment runs on its clock.
+    Report and update rates are simulated seconds; they grow with the speed so that the
+    wall-time load stays about that of speed 1 (a tracker every 2 s at speed 1 would be
+    60 reports a second at speed 120). The clock is anchored :data:`STARTUP_S` ahead, so
+    ``--start`` is about when the dashboard opens, not when the simulator did.
+    """
+    if not _sped_up(args):
+        return []
+    speed = 1.0 if args.speed is None else args.speed
+    start = args.start
+    rate = max(1.0, speed / 4)  # simulated seconds per quarter wall second
+    out = ["--speed", f"{speed:g}", "--stamps", "sim", "--anchor", f"{time.time() + STARTUP_S:.3f}"]
+    out += ["--tick-s", f"{rate:g}", "--tracker-interval", f"{max(2.0, rate):g}"]
+    out += ["--push-interval", f"{max(20.0, rate):g}"]
+    return out + (["--start", start] if start else [])
+
+
+def _sped_up(args: argparse.Namespace) -> bool:
+    return getattr(args, "speed", None) is not None or getattr(args, "start", None) is not None
+
+
+def _check_clock(args: argparse.Namespace) -> str | None:
+    """Why ``--speed/--start`` cannot run, or None."""
+    from contracts.clock import ClockError, check_speed, parse_start
+
+    try:
+        if args.speed is not None:
+            check_speed(args.speed)
+        parse_start(args.start, time.time())
+    except ClockError as exc:
+        return str(exc)
+    return None
+
+
 class _Children:
     """The demo's child processes, stopped in reverse start order."""
 
@@ -147,6 +187,9 @@ def run_demo(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     try:
+        if _sped_up(args) and (why := _check_clock(args)):
+            print(f"demo: {why}", file=sys.stderr)
+            return 2
         if not _port_free(args.port):
             print(f"port {args.port} is in use: pass --port N", file=sys.stderr)
             return 2
@@ -170,6 +213,7 @@ def run_demo(args: argparse.Namespace) -> int:
             "--endpoints-json", str(endpoints),
             "--hj212-listener", f"127.0.0.1:{_free_port()}",
             "--jt808-listener", f"127.0.0.1:{_free_port()}",
+            *sim_clock_args(args),
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while not endpoints.exists():
@@ -185,6 +229,11 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"simulator   {len(devices)} devices, scenario {scenario}", flush=True)
         data = demo_config(args, mqtt_url, devices, var_dir)
         data["geofences"] = served.get("geofences", [])
+        if _sped_up(args):
+            # the deployment runs on the simulator's clock: same start, speed and anchor
+            sc = served["clock"]
+            data["clock"] = {"speed": sc["speed"], "start": sc["start"], "anchor": sc["anchor"]}
+            print(f"clock       simulated, from {sc['start']} at ×{sc['speed']:g}", flush=True)
         parse_config(data, "demo config")  # fail here, loudly, rather than in a child
         cfg_path = var_dir / "deployment.yaml"
         cfg_path.write_text(

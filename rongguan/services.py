@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 
+from contracts import clock
 from contracts.config import ConfigError, DeploymentConfig, load_config
 from rongguan.runner import run_until_signalled
 
@@ -32,6 +33,10 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    # one clock for the deployment: every service stamps and judges data time by it
+    clock.install(cfg.clock.build())
+    if not clock.current().is_wall:
+        log.info("deployment clock: speed %g, start %s", cfg.clock.speed, cfg.clock.start)
     if args.command == "agent":
         return _agent(cfg, args.agent, args.config)
     if args.command == "ingest":

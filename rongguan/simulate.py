@@ -72,6 +72,12 @@ def add_parser(sub: Any) -> None:
     c.add_argument(
         "--tick-s", type=float, default=1.0, help="simulated seconds between cabinet updates"
     )
+    c.add_argument(
+        "--anchor",
+        type=float,
+        help="wall epoch seconds at which simulated time is --start (default: when the city "
+        "starts); give a deployment's `clock:` section the same start, speed and anchor",
+    )
     r = s.add_argument_group("rates and layout")
     r.add_argument(
         "--tracker-interval",
@@ -145,8 +151,16 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
     from hardware.sim.parts import build, serve, serve_parts
 
     opts = _options(args)
+    anchor = getattr(args, "anchor", None)
+    if anchor is not None and args.processes > 1:
+        print(
+            "rongguan simulate: --anchor serves one process (parts share their own)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     try:
-        city = build(opts, args.part or (0, 1))  # a bad clock or scenario: one line, exit 2
+        # a bad clock or scenario: one line, exit 2
+        city = build(opts, args.part or (0, 1), anchor)
     except (ClockError, FaultError, ValueError) as exc:
         print(f"rongguan simulate: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -12,9 +12,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import polars as pl
 
-from contracts import topics
+from contracts import clock, topics
 from contracts.alarms import AlarmEvent, AlarmState
-from contracts.config import DeploymentConfig
+from contracts.config import DeploymentConfig, StaleRuleConfig
 from contracts.mqtt import make_client
 from rules.alarmpolicy import AlarmPolicy
 from rules.alarms import AlarmActionError, AlarmBook
@@ -29,6 +29,7 @@ STATE_FILE = "rules-state.bin"
 #: Rows reach the engine a few seconds after their event time (the agent's batching,
 #: MQTT, ingest): the engine's clock runs this far behind the wall, so that it neither
 #: confirms a condition whose releasing row is still on its way nor calls a device silent.
+#: Wall seconds: on a sped-up deployment clock it spans ``TICK_LAG_S × speed``.
 TICK_LAG_S = 5.0
 #: who may act on alarms of which domain (permission is checked here, where the action lands)
 ACTION_ROLES: dict[str, frozenset[str]] = {
@@ -45,6 +46,20 @@ def policy_of(cfg: DeploymentConfig) -> AlarmPolicy:
     return AlarmPolicy(
         **{n: getattr(cfg.alarms, n) for n in names if getattr(cfg.alarms, n, None) is not None}
     )
+
+
+def _at_speed(rules: list) -> list:
+    """The rules as the engine runs them on the deployment clock: a deadman's silence is
+    a wall-time allowance (devices are polled on wall-time periods, rows travel in wall
+    time), so on a sped-up clock it spans ``silent_s × speed`` simulated seconds."""
+    if clock.speed() == 1.0:
+        return rules
+    return [
+        r.model_copy(update={"silent_s": clock.scaled(r.silent_s)})
+        if isinstance(r, StaleRuleConfig)
+        else r
+        for r in rules
+    ]
 
 
 def _open_store(cfg: DeploymentConfig) -> Any:
@@ -67,7 +82,9 @@ class RulesService:
         self.snapshot_every_s = snapshot_every_s
         self._rules = {r.id: r for r in cfg.rules}
         devices = {d.id: d for _, d in cfg.devices().values()}
-        self.engine = RulesEngine(cfg.rules, devices=devices, tz=cfg.tz, geofences=cfg.geofences)
+        self.engine = RulesEngine(
+            _at_speed(cfg.rules), devices=devices, tz=cfg.tz, geofences=cfg.geofences
+        )
         self.store = store if store is not None else _open_store(cfg)
         self.state_path = cfg.path(STATE_FILE)
         self._restore()
@@ -111,11 +128,11 @@ class RulesService:
         self.last_batch_ms = (time.perf_counter() - t0) * 1e3
 
     def tick(self, now_ns: int | None = None) -> None:
-        """Run the engine's clock at ``now_ns`` (by default the wall clock less
+        """Run the engine's clock at ``now_ns`` (by default the deployment clock less
         :data:`TICK_LAG_S`): staleness, and pending conditions whose rows stopped; never
         raises."""
-        now = time.time_ns() if now_ns is None else now_ns
-        event_now = now - round(TICK_LAG_S * 1e9) if now_ns is None else now
+        now = clock.now_ns() if now_ns is None else now_ns
+        event_now = now - round(clock.scaled(TICK_LAG_S) * 1e9) if now_ns is None else now
         try:
             self._apply(self.engine.tick(event_now))
             self.book.tick(now)

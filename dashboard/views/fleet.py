@@ -4,15 +4,14 @@ a day's track played back from history with a time slider, and the vehicle viola
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import pandas as pd
 import panel as pn
 from bokeh.models import ColumnDataSource
 
+from contracts import clock  # data time: the deployment's clock
 from contracts.geofence import GeofenceConfig
 from dashboard.auth import Identity
 from dashboard.history import History, day_bounds
@@ -96,7 +95,7 @@ class FleetView(LiveView):
         self.map.fig.line("x", "y", source=self.track_src, line_color="#ffd43b", line_width=3)
         self.map.fig.scatter("x", "y", source=self.cursor_src, marker="triangle", size=22,
                              angle="angle", color="#ff4d4f", line_color="white")  # fmt: skip
-        today = datetime.now(display_tz()).date()
+        today = clock.current().local_time(display_tz()).date()
         self.vehicle = pn.widgets.Select(label=tr("vehicle", lang), options=[], width=200)
         self.day = pn.widgets.DatePicker(label=tr("day", lang), value=today, width=160)
         self.load = pn.widgets.Button(
@@ -201,7 +200,7 @@ class FleetView(LiveView):
         self.violations.value = pd.DataFrame(rows).reindex(columns=V_COLUMNS)
 
     def full(self) -> None:
-        now = time.time_ns()
+        now = clock.now_ns()
         vehicles = self._vehicles()
         self._options(vehicles)
         shown = [d for d in vehicles if self._match(d, now)]
@@ -210,7 +209,7 @@ class FleetView(LiveView):
         self._violations()
 
     def apply(self, changes: Changes) -> None:
-        now = time.time_ns()
+        now = clock.now_ns()
         if changes.devices:
             vehicles = self._vehicles(changes.devices)
             if vehicles:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import html
 import math
-import time
 from typing import Any
 
 import panel as pn
 
+from contracts import clock  # data time: the deployment's clock
 from dashboard.actions import Actions
 from dashboard.auth import Identity, allowed
 from dashboard.i18n import tr
@@ -183,7 +183,7 @@ class LightingView(LiveView):
 
     def full(self) -> None:
 
-        now = time.time_ns()
+        now = clock.now_ns()
         cabs = self._cabinets()
         self.sync.reset([r for d in cabs for r in circuit_rows(d, self.lang, now)])
         self.cabinet.options = [d.device_id for d in cabs]
@@ -196,7 +196,7 @@ class LightingView(LiveView):
         if changes.devices:
             cabs = self._cabinets(changes.devices)
             if cabs:
-                now = time.time_ns()
+                now = clock.now_ns()
                 self.sync.update([r for d in cabs for r in circuit_rows(d, self.lang, now)])
                 known = set(self.cabinet.options)
                 if any(d.device_id not in known for d in cabs):

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from bokeh.models import ColumnDataSource
 
+from contracts import clock  # data time: the deployment's clock
 from dashboard.livestore import LiveStore
 from dashboard.views.citymap import alarmed_devices, marker_rows
 
@@ -124,7 +125,7 @@ class MarkerCache:
         """Write the rows of the given devices (all when None) into fresh copies of the layers."""
         self.tick += 1
         devs = self.store.devices(ids)
-        rows = marker_rows(devs, self._alarmed, time.time_ns())
+        rows = marker_rows(devs, self._alarmed, clock.now_ns())
         out: dict[str, Layer] = {}
         for kind, layer_rows in rows.items():
             old = self.layers[kind]

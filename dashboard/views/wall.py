@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import html
-import time
 from collections.abc import Sequence
 
 import panel as pn
 
+from contracts import clock  # data time: the deployment's clock
 from contracts.alarms import AlarmEvent
 from contracts.geofence import GeofenceConfig
 from dashboard.alarmgroups import SEV_ORDER, group_alarms, group_label
@@ -63,7 +63,7 @@ def alarm_list_html(alarms: list[AlarmEvent], lang: str, limit: int = 14) -> str
 
 def _stale(k: Kpis, kind: str, now_ns: int) -> bool:
     newest = k.newest_ns.get(kind, 0)
-    return newest == 0 or (now_ns - newest) > LAYER_STALE_S * 1e9
+    return newest == 0 or (now_ns - newest) > clock.scaled(LAYER_STALE_S) * 1e9
 
 
 def _badge(lang: str) -> str:
@@ -72,7 +72,7 @@ def _badge(lang: str) -> str:
 
 def kpi_html(k: Kpis, lang: str, now_ns: int | None = None) -> str:
     """The KPI tiles as one HTML strip; a tile whose source data is old carries a badge."""
-    now = time.time_ns() if now_ns is None else now_ns
+    now = clock.now_ns() if now_ns is None else now_ns
     tiles: list[tuple[str, str, str, str]] = []  # label, value, class, source kind
     for kind, (up, total) in k.online.items():
         tiles.append((f"{tr('online', lang)} · {tr(kind, lang)}", f"{up}/{total}", "", kind))
@@ -113,7 +113,7 @@ def kpi_html(k: Kpis, lang: str, now_ns: int | None = None) -> str:
 
 def layers_html(k: Kpis, lang: str, now_ns: int | None = None) -> str:
     """One line per map layer: when its newest data arrived, with a badge when that is old."""
-    now = time.time_ns() if now_ns is None else now_ns
+    now = clock.now_ns() if now_ns is None else now_ns
     parts = []
     for kind in ("lighting_cabinet", "dust_monitor", "vehicle"):
         if kind not in k.online:
@@ -207,8 +207,16 @@ class WallView(LiveView):
             sync.sync(layers[sync.kind], generation, tick)
 
     def every_tick(self) -> None:
-        now = time.time_ns()
-        self.clock.object = f'<div class="rg-clock">{fmt_time(now, "%Y-%m-%d %H:%M:%S")}</div>'
+        now = clock.now_ns()
+        speed = clock.speed()  # a sped-up (simulated) clock says so: "×120"
+        fast = (
+            f' <span class="rg-speed" style="color:#ffd43b">×{speed:g}</span>'
+            if speed != 1.0
+            else ""
+        )
+        self.clock.object = (
+            f'<div class="rg-clock">{fmt_time(now, "%Y-%m-%d %H:%M:%S")}{fast}</div>'
+        )
         # Computed once per process per second (KpiCache); sent only when the text changed.
         k = self.kpi_cache.get()
         for pane, text in ((self.kpis, kpi_html(k, self.lang, now)),

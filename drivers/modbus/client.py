@@ -8,9 +8,9 @@ time and drop or mix up pipelined ones.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
+from contracts import clock  # poll rows carry data time: the deployment's clock
 from contracts.commands import CommandAction
 from contracts.config import DeviceConfig
 from contracts.telemetry import TelemetryRow
@@ -185,7 +185,7 @@ class ModbusDriver:
                 rows.extend(await self._read_isolating(sub, plan))
             return rows
         plan.append(req)
-        return self._decode(req, data, time.time_ns())
+        return self._decode(req, data, clock.now_ns())
 
     async def write(self, key: str, value: float | bool) -> None:
         """Write a writable coil or holding register(s) by telemetry key."""
@@ -222,7 +222,7 @@ class ModbusDriver:
         pp = PlannedPoint(key, point.type, point.address or 0, width)
         req = ReadRequest(point.table or "holding", pp.address, width, (pp,))
         data = await self._read(req)
-        return self._decode(req, data, time.time_ns())[0].value
+        return self._decode(req, data, clock.now_ns())[0].value
 
     async def execute(self, action: CommandAction, params: dict[str, Any]) -> dict[str, float]:
         """switch_circuit: write the circuit's coil, then read it back."""

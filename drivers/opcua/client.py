@@ -23,6 +23,7 @@ from typing import Any
 
 from asyncua import Client, ua
 
+from contracts import clock  # poll rows carry data time: the deployment's clock
 from contracts.commands import CommandAction
 from contracts.config import DeviceConfig
 from contracts.telemetry import TelemetryRow
@@ -212,7 +213,7 @@ class OpcUaDriver:
         except Exception as exc:
             self._counters["read_errors"] += 1
             raise _translate(exc, f"{self.device.id} read") from None
-        ts = time.time_ns()
+        ts = clock.now_ns()
         kind = self.settings.profile.kind
         rows = []
         for p, dv in zip(self.settings.points, results):

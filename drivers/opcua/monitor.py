@@ -9,12 +9,12 @@ behind, the oldest rows are dropped and counted.
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from datetime import datetime
 
 from asyncua import ua
 
+from contracts import clock  # a change without a source stamp: data time
 from contracts.telemetry import TelemetryRow
 from drivers.opcua.codec import is_good, to_float
 from drivers.opcua.config import OpcUaSettings
@@ -79,7 +79,7 @@ def item_requests(
 
 def _ts_ns(dv: ua.DataValue) -> int:
     stamp: datetime | None = dv.SourceTimestamp or dv.ServerTimestamp
-    return int(stamp.timestamp() * 1e9) if stamp is not None else time.time_ns()
+    return int(stamp.timestamp() * 1e9) if stamp is not None else clock.now_ns()
 
 
 class ChangeQueue:

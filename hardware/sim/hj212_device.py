@@ -117,6 +117,7 @@ class HJ212Device:
         self.sent = self.acked = self.unacked = self.dropped = self.connects = 0
         self.frames = 0  # distinct frames sent (retransmissions not counted)
         self._windows: dict[str, list[dict[str, float]]] = {"2051": [], "2061": []}
+        self._sent: dict[str, str] = {}  # DataTime of the last frame per CN
         self._pending: dict[str, asyncio.Future[None]] = {}
         self._writer: asyncio.StreamWriter | None = None
 
@@ -144,11 +145,15 @@ class HJ212Device:
 
     def stats_frame(self, cn: str, now: float) -> bytes | None:
         """A CN 2051 (minute) or 2061 (hour) frame over the samples since the last one."""
+        when = f"{self._local(now):%Y%m%d%H%M}00"
+        if when == self._sent.get(cn):
+            return None  # one frame per DataTime: a second would be a duplicate row downstream
         samples, self._windows[cn] = self._windows[cn], []
         if not samples:
             return None
+        self._sent[cn] = when
         flags = self.model.flags(now)
-        parts = [f"DataTime={self._local(now):%Y%m%d%H%M}00"]
+        parts = [f"DataTime={when}"]
         for p in self.points:
             xs = [s[p.key] for s in samples]
             parts.append(
@@ -223,9 +228,10 @@ class HJ212Device:
                 for cn, due in (("2051", next_min), ("2061", next_hour)):
                     if now >= due and (f := self.stats_frame(cn, now)) is not None:
                         self._queue(f)
-            if now >= next_min:
+            # a loop that fell behind (a fast clock under load) skips the periods it missed
+            while now >= next_min:
                 next_min += self.minute_s
-            if now >= next_hour:
+            while now >= next_hour:
                 next_hour += self.hour_s
             # At least 10 ms: an overloaded loop catches up without spinning.
             due = max(clock.wall_of(min(next_rt, next_min, next_hour)), clock.wall() + 0.01)

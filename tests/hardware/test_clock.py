@@ -27,6 +27,20 @@ def _cst(text: str) -> float:
     return datetime.fromisoformat(text).replace(tzinfo=CST).timestamp()
 
 
+def test_a_deployment_given_the_city_clock_reads_the_same_time() -> None:
+    from contracts.config import ClockConfig
+
+    wall = [_cst("2026-12-21T08:00") + 0.123]  # a fractional anchor must survive the trip
+    for start in ("17:30", None):
+        city = SimClock(start, 120, wall=lambda: wall[0])
+        city.restart()
+        c = city.describe()  # what `rongguan simulate` writes into endpoints.json
+        deployment = ClockConfig(speed=c["speed"], start=c["start"], anchor=c["anchor"]).build()
+        for step in (0.0, 7.5, 3600.0):
+            w = wall[0] + step
+            assert abs(deployment.at(w) - city.at(w)) < 1e-3, (start, step)
+
+
 def test_clock_maps_wall_to_simulated_time_and_chooses_stamps() -> None:
     wall = [1_000.0]
     clock = SimClock(_NIGHT, 60, wall=lambda: wall[0])
