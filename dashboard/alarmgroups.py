@@ -4,18 +4,29 @@ The alarm book makes an alarm raised shortly after another of the same device (o
 cabinet's circuits) or site the *child* of the first: the child carries
 ``extra.parent`` = the parent's id, the parent ``extra.children``. A control room wants
 such a storm once — "Cabinet X: 6 circuits" — so the wall's ticker and the KPI counts show
-groups, and the alarm console shows the parent with its children count.
+groups, and the alarm console shows the parent with its children count, in the live list
+and in the history (whose stored records carry the parent too).
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from contracts.alarms import AlarmEvent, Severity
 from dashboard.i18n import tr
 
-__all__ = ["AlarmGroup", "group_alarms", "group_label", "severity_counts", "SEV_ORDER"]
+__all__ = [
+    "AlarmGroup",
+    "group_alarms",
+    "group_label",
+    "history_events",
+    "severity_counts",
+    "SEV_ORDER",
+]
 
 SEV_ORDER = {s.value: i for i, s in enumerate(Severity)}
 
@@ -52,9 +63,15 @@ class AlarmGroup:
         """When the newest member was raised (a growing storm stays on top)."""
         return max(m.raised_ns for m in self.members)
 
+    @property
+    def updated_ns(self) -> int:
+        """When a member last changed."""
+        return max(m.updated_ns for m in self.members)
 
-def group_alarms(alarms: list[AlarmEvent]) -> list[AlarmGroup]:
-    """Alarms folded into their groups, most severe then newest first.
+
+def group_alarms(alarms: list[AlarmEvent], by_update: bool = False) -> list[AlarmGroup]:
+    """Alarms folded into their groups, most severe then newest first (``by_update``: the
+    group changed last first, as a history reads).
 
     A child whose parent is not among ``alarms`` (resolved, or filtered out) stays with its
     siblings: the earliest of them heads the group.
@@ -66,8 +83,28 @@ def group_alarms(alarms: list[AlarmEvent]) -> list[AlarmGroup]:
     for key, members in by_key.items():
         members.sort(key=lambda m: (m.alarm_id != key, m.raised_ns, m.alarm_id))
         groups.append(AlarmGroup(members[0], tuple(members[1:])))
-    groups.sort(key=lambda g: (SEV_ORDER.get(g.severity, 9), -g.raised_ns, g.key))
+    if by_update:
+        groups.sort(key=lambda g: (-g.updated_ns, g.key))
+    else:
+        groups.sort(key=lambda g: (SEV_ORDER.get(g.severity, 9), -g.raised_ns, g.key))
     return groups
+
+
+def history_events(records: Iterable[dict[str, Any]]) -> list[AlarmEvent]:
+    """Stored alarm records (``ingest.store.ALARM_SCHEMA`` rows) as events to group and show:
+    ``ts`` is the record's update time, ``parent`` its storm parent."""
+    out = []
+    for r in records:
+        doc = {k: v for k, v in r.items() if k in _EVENT_FIELDS and v is not None}
+        doc["updated_ns"] = r["ts"]
+        doc["extra"] = json.loads(r.get("extra") or "{}")
+        if r.get("parent"):  # sticky across the alarm's records, see ingest.store.alarm_frame
+            doc["extra"]["parent"] = r["parent"]
+        out.append(AlarmEvent.model_validate(doc))
+    return out
+
+
+_EVENT_FIELDS = frozenset(AlarmEvent.model_fields) - {"updated_ns", "extra"}
 
 
 def severity_counts(groups: list[AlarmGroup]) -> dict[str, int]:

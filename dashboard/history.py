@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -31,8 +30,12 @@ def day_bounds(day: datetime | Any, cfg: DeploymentConfig) -> tuple[int, int]:
 class History:
     """Lazily opened read-only store: alarm history and tracks."""
 
-    def __init__(self, cfg: DeploymentConfig) -> None:
+    def __init__(
+        self, cfg: DeploymentConfig, read_from: Literal["embedded", "influx"] = "embedded"
+    ) -> None:
+        """``read_from``: see :func:`ingest.store.open_store` (InfluxDB when configured)."""
         self.cfg = cfg
+        self.read_from = read_from
         self._store: Any = None
         self._lock = threading.Lock()
         self.errors = 0
@@ -42,7 +45,7 @@ class History:
             if self._store is None:
                 from ingest.store import open_store  # sqlite/influx only when a page asks
 
-                self._store = open_store(self.cfg, read_only=True)
+                self._store = open_store(self.cfg, read_only=True, read_from=self.read_from)
             return self._store
 
     def alarm_history(self, start_ns: int, end_ns: int) -> pl.DataFrame | None:
@@ -57,16 +60,15 @@ class History:
             return df
         return df.sort("ts").unique("alarm_id", keep="last").sort("ts", descending=True)
 
-    def alarm_transitions(self, alarm_id: str, since_ns: int) -> pl.DataFrame | None:
-        """One alarm's stored transitions since ``since_ns`` (its raise), oldest first; None
-        on failure. The stores answer by time range: the alarm's lifetime bounds the read."""
+    def alarm_transitions(self, alarm_id: str) -> pl.DataFrame | None:
+        """One alarm's stored transitions, oldest first (a store query by its id); None on
+        failure."""
         try:
-            df = self._open().alarm_history(since_ns - 60 * 10**9, time.time_ns() + 1)
+            return self._open().alarm_events(alarm_id)
         except Exception as exc:  # noqa: BLE001 - shown without the store's part, counted
             self.errors += 1
             log.warning("alarm %s history unavailable: %s", alarm_id, exc)
             return None
-        return df.filter(pl.col("alarm_id") == alarm_id)
 
     def track(self, device_id: str, start_ns: int, end_ns: int) -> pl.DataFrame | None:
         """A vehicle's fixes in the range (ts, lat, lon, speed, heading); None on failure."""

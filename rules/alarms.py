@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from contracts import clock  # alarm times are data time: the deployment's clock
 from contracts.alarms import ACTIVE_STATES, AlarmEvent, AlarmState, CaseReceipt
 from contracts.config import DeviceConfig, RuleConfig
 from contracts.geofence import GeofenceConfig
@@ -67,7 +67,7 @@ class AlarmBook:
         with self._lock:
             key = (tr.rule_id, tr.subject)
             ev = self._open.get(key)
-            now = time.time_ns()
+            now = clock.now_ns()
             flapping = self._flaps.note(key, tr.ts)
             if ev is None and tr.kind == "clear":
                 return None  # already resolved or closed by an operator
@@ -76,8 +76,9 @@ class AlarmBook:
                 if ev is None:
                     ev = self._new(tr, rule, now)
                     self.counters["raised"] += 1
-                    self._save(ev, None, "raise", None)
-                    self._group(ev)
+                    self._save(ev, None, "raise", None, notify=False)
+                    if not self._group(ev):  # a storm child goes out once, naming its parent
+                        self._notify(ev)
                     return self.get(ev.alarm_id) or ev, True
             extra = dict(ev.extra)
             extra["last_transition_ns"] = tr.ts
@@ -134,7 +135,7 @@ class AlarmBook:
             ev = self.get(alarm_id)
             if ev is None:
                 raise AlarmActionError(f"no alarm {alarm_id!r}")
-            update = action_update(ev, action, user, text, time.time_ns())
+            update = action_update(ev, action, user, text, clock.now_ns())
             if update.get("state") == AlarmState.RESOLVED:
                 self._resolved.pop((ev.rule_id, ev.subject), None)  # an operator's word stands
             ev = ev.model_copy(update=update)
@@ -154,7 +155,7 @@ class AlarmBook:
                 update={
                     "case_no": receipt.case_no,
                     "case_status": receipt.status,
-                    "updated_ns": time.time_ns(),
+                    "updated_ns": clock.now_ns(),
                 }
             )
             self._save(ev, None, "case", receipt.case_no)
@@ -213,11 +214,11 @@ class AlarmBook:
         self._save(ev, None, "reopen", None)
         return ev
 
-    def _group(self, ev: AlarmEvent) -> None:
+    def _group(self, ev: AlarmEvent) -> bool:
         """Make a new alarm the child of a recent alarm of its device or site, if any."""
         window = int(self.policy.storm_window_s * 1e9)
         if window <= 0:
-            return
+            return False
         keys = set(group_keys(ev))
         for parent in sorted(self._open.values(), key=lambda e: e.raised_ns):
             if parent.alarm_id == ev.alarm_id or parent.extra.get("parent"):
@@ -235,7 +236,8 @@ class AlarmBook:
             )  # fmt: skip
             self._save(child, None, "child", parent.alarm_id)
             self.counters["grouped"] += 1
-            return
+            return True
+        return False
 
     def _new(self, tr: Transition, rule: RuleConfig, now: int) -> AlarmEvent:
         dev = self._devices.get(tr.device_id)
@@ -268,13 +270,20 @@ class AlarmBook:
             extra=extra,
         )
 
-    def _save(self, ev: AlarmEvent, user: str | None, action: str, text: str | None) -> None:
+    def _save(
+        self, ev: AlarmEvent, user: str | None, action: str, text: str | None, notify: bool = True
+    ) -> None:
         self._db.save(ev, user, action, text)
         key = (ev.rule_id, ev.subject)
         if ev.state in ACTIVE_STATES:
             self._open[key] = ev
         elif key in self._open and self._open[key].alarm_id == ev.alarm_id:
             del self._open[key]
+        if notify:
+            self._notify(ev)
+
+    def _notify(self, ev: AlarmEvent) -> None:
+        """Hand a persisted change to MQTT and to the history store."""
         for hook in (self._publish, self._store_hook):
             if hook is None:
                 continue

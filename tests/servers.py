@@ -136,6 +136,7 @@ http {{
   scgi_temp_path {dir}/scgi;
   client_max_body_size 64m;
   client_body_buffer_size 64m;  # workers run unprivileged: keep bodies off the temp dir
+  proxy_max_temp_file_size 0;  # ... and answers too (large query answers were cut off)
   map $arg_precision $v1_precision {{ ns n; us u; ms ms; s s; default n; }}
   server {{
     listen 127.0.0.1:{port};

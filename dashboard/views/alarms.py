@@ -1,6 +1,7 @@
-"""The alarm console: filters on top; active alarms (live, storms shown once with their
-children count) and history on the left; the selected alarm's detail — facts, case, its
-group, what happened to it — and the operator actions on the right."""
+"""The alarm console: filters on top; active alarms (live) and history (from the store),
+storms shown once with their children count in both, on the left; the selected alarm's
+detail — facts, case, its group, what happened to it — and the operator actions on the
+right."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import Any
 import pandas as pd
 import panel as pn
 
+from contracts import clock  # data time: the deployment's clock
 from contracts.alarms import AlarmEvent, Severity
 from dashboard.actions import Actions
-from dashboard.alarmgroups import AlarmGroup, group_alarms
+from dashboard.alarmgroups import AlarmGroup, group_alarms, history_events
 from dashboard.auth import ALARM_ACTIONS, ALARM_DOMAINS, Identity
 from dashboard.history import History
 from dashboard.i18n import tr
@@ -57,7 +59,7 @@ class AlarmsView(LiveView):
         self.table = pn.widgets.Tabulator(None, selectable=1, css_classes=["rg-active"],
                                           hidden_columns=["alarm_id", "domain", "updated_at"],
                                           **opts)  # fmt: skip
-        self.hist_table = pn.widgets.Tabulator(None, css_classes=["rg-history"],
+        self.hist_table = pn.widgets.Tabulator(None, selectable=1, css_classes=["rg-history"],
                                                hidden_columns=["alarm_id"], **opts)  # fmt: skip
         self.sync = TableSync(self.table, COLUMNS, "alarm_id")
         self.f_domain = self._filter("domain", 130, {tr(f"{d}_d", lang): d for d in DOMAINS})
@@ -76,7 +78,8 @@ class AlarmsView(LiveView):
         for w in (self.f_domain, self.f_severity, self.f_district, self.f_children):
             w.param.watch(lambda _e: self._refilter(), "value")
         self.f_range.param.watch(lambda _e: self.load_history(), "value")
-        self.table.param.watch(lambda _e: self.show_detail(), "selection")
+        self.table.param.watch(lambda _e: self._pick(history=False), "selection")
+        self.hist_table.param.watch(lambda _e: self._pick(history=True), "selection")
         self.summary = html_pane("", css_classes=["rg-summary"], align="end")
         self.text = pn.widgets.TextInput(label=tr("text", lang), placeholder="…",
                                          sizing_mode="stretch_width")  # fmt: skip
@@ -117,6 +120,9 @@ class AlarmsView(LiveView):
         )  # fmt: skip
         self._districts: dict[str, str] = {}
         self._groups: dict[str, AlarmGroup] = {}  # alarm id -> its group (every member)
+        self._hist_groups: dict[str, AlarmGroup] = {}  # the same for the history tab
+        self._hist_keys: list[str] = []  # alarm id of each history row
+        self._hist_pick: str | None = None  # the history row the detail shows, if any
         self._history_at = 0.0
 
     def _filter(self, key: str, width: int, options: dict[str, str]) -> pn.widgets.Select:
@@ -132,15 +138,18 @@ class AlarmsView(LiveView):
         return keys[sel[0]] if sel and sel[0] < len(keys) else None
 
     def act(self, action: str) -> None:
-        """Apply ``action`` to the selected alarm (and, on a group's parent, to its children
-        when asked) through the acting handler, which checks the role for each."""
-        alarm_id = self.selected()
+        """Apply ``action`` to the alarm the detail shows — the active row, else the history
+        row — (and, on a group's parent, to its children when asked) through the acting
+        handler, which checks the role and that the alarm is live, for each."""
+        alarm_id, groups = self.selected(), self._groups
+        if alarm_id is None and self._hist_pick is not None:  # the history row the pane shows
+            alarm_id, groups = self._hist_pick, self._hist_groups
         if alarm_id is None:
             self.message.object = tr("select_alarm", self.lang)
             return
         text = self.assignee.value if action == "assign" else self.text.value
         targets = [alarm_id]
-        group = self._groups.get(alarm_id)
+        group = groups.get(alarm_id)
         if (group is not None and group.head.alarm_id == alarm_id and action in _GROUP_ACTIONS
                 and self.whole_group.value):  # fmt: skip
             targets += [c.alarm_id for c in group.children]
@@ -182,6 +191,13 @@ class AlarmsView(LiveView):
         """One row per group (its parent), children right under it when they are shown."""
         groups = group_alarms(self._active())
         self._groups = {m.alarm_id: g for g in groups for m in g.members}
+        rows = self._group_rows(groups)
+        n_alarms = sum(g.size for g in groups)
+        self.summary.object = f'<span class="rg-count">{tr("summary", self.lang, n=n_alarms, groups=len(groups))}</span>'
+        return rows
+
+    def _group_rows(self, groups: list[AlarmGroup]) -> list[dict[str, Any]]:
+        """A row per group (its head, with the group's size), its children's rows when shown."""
         rows = []
         for g in groups:
             size = f"{g.size} ▸" if g.size > 1 and not self.f_children.value else ""
@@ -190,8 +206,6 @@ class AlarmsView(LiveView):
             if self.f_children.value:
                 rows += [alarm_row(c, self.lang, self._district(c.device_id), "↳")
                          for c in g.children]  # fmt: skip
-        n_alarms = sum(g.size for g in groups)
-        self.summary.object = f'<span class="rg-count">{tr("summary", self.lang, n=n_alarms, groups=len(groups))}</span>'
         return rows
 
     def _refresh_districts(self) -> None:
@@ -216,26 +230,49 @@ class AlarmsView(LiveView):
             self.load_history()
 
     def show_detail(self) -> None:
-        """Fill the detail pane with the selected alarm (or say how to pick one)."""
+        """Fill the detail pane with the selected alarm (or say how to pick one): an active
+        one, or else the history row picked last."""
         alarm_id = self.selected()
         alarm = next(iter(self.store.alarms({alarm_id})), None) if alarm_id else None
+        groups = self._groups
+        if alarm is None and self._hist_pick in self._hist_groups:
+            groups = self._hist_groups
+            alarm = next(m for m in groups[self._hist_pick].members
+                         if m.alarm_id == self._hist_pick)  # fmt: skip
         if alarm is None:
             self.detail.object = empty_detail_html(self.lang)
             return
         records: list[dict[str, Any]] = []
         if self.history is not None:
-            df = self.history.alarm_transitions(alarm.alarm_id, alarm.raised_ns)
+            df = self.history.alarm_transitions(alarm.alarm_id)
             records = [] if df is None else df.to_dicts()
-        self.detail.object = detail_html(alarm, self._groups.get(alarm.alarm_id),
+        self.detail.object = detail_html(alarm, groups.get(alarm.alarm_id),
                                          timeline(alarm, records), self.lang,
                                          self._district(alarm.device_id))  # fmt: skip
+
+    def _pick(self, history: bool) -> None:
+        """A row was selected in one table: the detail follows it, the other table lets go."""
+        if history:
+            sel = self.hist_table.selection
+            pick = self._hist_keys[sel[0]] if sel and sel[0] < len(self._hist_keys) else None
+            if pick is None and self._hist_pick is None:
+                return
+            self._hist_pick = pick
+            if pick is not None and self.table.selection:
+                self.table.selection = []  # its watcher shows the detail
+                return
+        elif self.table.selection:
+            self._hist_pick = None
+            if self.hist_table.selection:
+                self.hist_table.selection = []
+        self.show_detail()
 
     def load_history(self) -> None:
         """Re-read the history tab from the store's alarm records (filtered)."""
         self._history_at = time.monotonic()
         if self.history is None:
             return
-        now = time.time_ns()
+        now = clock.now_ns()
         span = _HISTORY_RANGES.get(self.f_range.value, 86_400)
         df = self.history.alarm_history(now - span * 1_000_000_000, now + 1)
         if df is None:
@@ -243,13 +280,24 @@ class AlarmsView(LiveView):
                 f'<span class="rg-bad">{tr("store_unavailable", self.lang)}</span>'
             )
             return
-        rows = []
-        for d in df.iter_rows(named=True):
-            district = self._district(d["device_id"])
-            if self._match(d["domain"], d["severity"], district):
-                rows.append(alarm_row({**d, "updated_ns": d["ts"]}, self.lang, district))
-        self.hist_note.object = f'<span class="rg-count">{len(rows)}</span>'
+        events = [
+            e for e in history_events(df.iter_rows(named=True))
+            if self._match(e.domain, e.severity.value, self._district(e.device_id))
+        ]  # fmt: skip
+        # a storm once, like the live list: newest change first, its children under it
+        groups = group_alarms(events, by_update=True)
+        self._hist_groups = {m.alarm_id: g for g in groups for m in g.members}
+        rows = self._group_rows(groups)
+        self._hist_keys = [r["alarm_id"] for r in rows]
+        folded = tr("alarms_folded", self.lang, total=len(events), groups=len(groups))
+        self.hist_note.object = f'<span class="rg-count rg-hist-count">{folded}</span>'
         self.hist_table.value = pd.DataFrame(rows, columns=COLUMNS)
+        pick = self._hist_pick
+        keep = [self._hist_keys.index(pick)] if pick in self._hist_keys else []
+        if self.hist_table.selection != keep:
+            self.hist_table.selection = keep  # rows moved: the pick (and the pane) follows
+        elif keep and self.selected() is None:
+            self.show_detail()  # the picked alarm may have new records
 
     def apply(self, changes: Changes) -> None:
         if changes.alarms:

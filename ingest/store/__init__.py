@@ -95,6 +95,10 @@ class FanoutStore:
         """See :meth:`TelemetryStore.alarm_history`."""
         return self.reader.alarm_history(start_ns, end_ns)
 
+    def alarm_events(self, alarm_id: str) -> pl.DataFrame:
+        """See :meth:`TelemetryStore.alarm_events`."""
+        return self.reader.alarm_events(alarm_id)
+
     def close(self) -> None:
         """Close every store."""
         for store in self.stores:

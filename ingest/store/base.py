@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import polars as pl
@@ -46,6 +47,8 @@ ALARM_SCHEMA: dict[str, Any] = {
     "lon": pl.Float64,
     "case_no": pl.Utf8,
     "case_status": pl.Utf8,
+    "parent": pl.Utf8,  # the storm group's parent alarm id (``extra.parent``), null for none
+    "extra": pl.Utf8,  # the event's ``extra`` as JSON (device name, comments, children ...)
 }
 
 
@@ -98,15 +101,36 @@ class TelemetryStore(Protocol):
         """Alarm transitions updated in the range, oldest first (:data:`ALARM_SCHEMA`)."""
         ...
 
+    def alarm_events(self, alarm_id: str) -> pl.DataFrame:
+        """Every stored transition of one alarm, oldest first (:data:`ALARM_SCHEMA`)."""
+        ...
+
     def close(self) -> None:
         """Release connections."""
         ...
 
 
 def alarm_frame(docs: list[dict[str, Any]]) -> pl.DataFrame:
-    """Alarm events (as ``AlarmEvent.model_dump`` dicts) as an :data:`ALARM_SCHEMA` frame."""
-    cols = {
-        name: [d.get("updated_ns") if name == "ts" else d.get(name) for d in docs]
-        for name in ALARM_SCHEMA
-    }
-    return pl.DataFrame(cols, schema=ALARM_SCHEMA, strict=False).sort("ts", maintain_order=True)
+    """Alarm events (as ``AlarmEvent.model_dump`` dicts) as an :data:`ALARM_SCHEMA` frame.
+
+    One record per (alarm, ts): where a store holds two (an InfluxDB point written before
+    the alarm joined a storm group has another tag set), the one naming a parent wins —
+    an alarm never leaves its group.
+    """
+    cols = {name: [_value(d, name) for d in docs] for name in ALARM_SCHEMA}
+    return (
+        pl.DataFrame(cols, schema=ALARM_SCHEMA, strict=False)
+        .sort(pl.col("ts"), pl.col("parent").is_not_null(), maintain_order=True)
+        .unique(["alarm_id", "ts"], keep="last", maintain_order=True)
+        .with_columns(pl.col("parent").drop_nulls().last().over("alarm_id"))
+    )
+
+
+def _value(doc: dict[str, Any], name: str) -> Any:
+    if name == "ts":
+        return doc.get("updated_ns")
+    if name == "parent":
+        return (doc.get("extra") or {}).get("parent") or None
+    if name == "extra":
+        return json.dumps(doc.get("extra") or {}, ensure_ascii=False)
+    return doc.get(name)

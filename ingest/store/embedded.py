@@ -168,6 +168,13 @@ class EmbeddedStore:
         ).fetchall()
         return alarm_frame([json.loads(r[0]) for r in rows])
 
+    def alarm_events(self, alarm_id: str) -> pl.DataFrame:
+        """Every stored transition of one alarm, oldest first (a primary-key prefix scan)."""
+        rows = self._db.execute(
+            "SELECT doc FROM alarm_events WHERE alarm_id = ? ORDER BY updated_ns", (alarm_id,)
+        ).fetchall()
+        return alarm_frame([json.loads(r[0]) for r in rows])
+
     def _frame(self, sql: str, args: tuple, schema: dict) -> pl.DataFrame:
         rows = self._db.execute(sql, args).fetchall()
         return pl.DataFrame(rows, schema=schema, orient="row")

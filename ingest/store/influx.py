@@ -135,10 +135,13 @@ class InfluxStore(InfluxReads):
             "state": str(event.state),
         }
         tags = {k: v or "-" for k, v in tags.items()}  # line protocol has no empty tag values
+        parent = event.extra.get("parent")
+        if parent:  # a storm child; lone alarms and parents carry no parent tag at all
+            tags["parent"] = str(parent)
         frame = pl.DataFrame({k: [v] for k, v in tags.items()}).with_columns(
             pl.lit(event.model_dump_json()).alias("doc"), pl.lit(event.updated_ns).alias("ts")
         )
-        self._write_body(_alarm_line(frame))
+        self._write_body(_alarm_line(frame, sorted(tags)))  # in key order, as influxd keeps them
 
     def close(self) -> None:
         """Close the client (and cut short any backoff sleep)."""
@@ -149,8 +152,7 @@ class InfluxStore(InfluxReads):
         self._client.close()
 
 
-def _alarm_line(frame: pl.DataFrame) -> str:
-    tags = ["alarm_id", "device_id", "domain", "severity", "state"]
+def _alarm_line(frame: pl.DataFrame, tags: list[str]) -> str:
     doc = (
         pl.col("doc")
         .str.replace_all("\\", "\\\\", literal=True)

@@ -7,6 +7,7 @@ The measurement and tag layout is in docs/influx-schema.md.
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.parse
@@ -29,7 +30,8 @@ from ingest.store.base import (
 
 __all__ = ["InfluxReads", "ALARM_MEASUREMENT", "quote_ident", "quote_str"]
 
-#: Alarm transitions: tags alarm_id, device_id, domain, severity, state; field ``doc`` (JSON).
+#: Alarm transitions: tags alarm_id, device_id, domain, severity, state and, for a storm
+#: group's child, parent; field ``doc`` (the event as JSON).
 ALARM_MEASUREMENT = "alarm_events"
 _NS = 1_000_000_000
 
@@ -62,7 +64,7 @@ class InfluxReads:
         except urllib.error.HTTPError as exc:
             body = exc.read()[:300].decode(errors="replace")
             raise StoreError(f"InfluxQL {exc.code}: {body}") from None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # e.g. a cut-off answer
             raise StoreUnavailable(f"InfluxDB at {self.cfg.url}: {exc}") from None
         if "error" in doc:
             raise StoreError(f"InfluxQL: {doc['error']}")
@@ -158,6 +160,15 @@ class InfluxReads:
         q = (
             f'SELECT "doc" FROM {quote_ident(ALARM_MEASUREMENT)} '
             f"WHERE time >= {int(start_ns)} AND time < {int(end_ns)}"
+        )
+        docs = [json.loads(v[1]) for s in _series(self.query(q)) for v in s["values"]]
+        return alarm_frame(docs)
+
+    def alarm_events(self, alarm_id: str) -> pl.DataFrame:
+        """Every stored transition of one alarm, oldest first (the ``alarm_id`` tag's index)."""
+        q = (
+            f'SELECT "doc" FROM {quote_ident(ALARM_MEASUREMENT)} '
+            f'WHERE "alarm_id" = {quote_str(alarm_id)}'
         )
         docs = [json.loads(v[1]) for s in _series(self.query(q)) for v in s["values"]]
         return alarm_frame(docs)
