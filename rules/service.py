@@ -48,14 +48,19 @@ def policy_of(cfg: DeploymentConfig) -> AlarmPolicy:
     )
 
 
+#: wall seconds of silence that make a device offline on a sped-up clock (rows come on
+#: wall-time periods: a cabinet polled every 5 s is 10 simulated minutes apart at x120)
+SILENCE_AT_SPEED_S = 60.0
+
+
 def _at_speed(rules: list) -> list:
-    """The rules as the engine runs them on the deployment clock: a deadman's silence is
-    a wall-time allowance (devices are polled on wall-time periods, rows travel in wall
-    time), so on a sped-up clock it spans ``silent_s × speed`` simulated seconds."""
+    """The rules as the engine runs them on the deployment clock: a deadman's silence is at
+    least :data:`SILENCE_AT_SPEED_S` of wall time, in simulated seconds."""
     if clock.speed() == 1.0:
         return rules
+    floor = clock.scaled(SILENCE_AT_SPEED_S)
     return [
-        r.model_copy(update={"silent_s": clock.scaled(r.silent_s)})
+        r.model_copy(update={"silent_s": max(r.silent_s, floor)})
         if isinstance(r, StaleRuleConfig)
         else r
         for r in rules
