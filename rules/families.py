@@ -73,7 +73,8 @@ class FamilyEngine:
         self.index = FamilyIndex(self.rules)
         self._need_loc = any(r.family in ("noise", "astro") for r in self.rules)
         self._need_sun = any(r.family == "astro" for r in self.rules)
-        self._sun: dict[tuple[str, int], tuple[int, int]] = {}
+        # local day -> (sunrise, sunset) UTC ns by dense device id (NO_TS: not computed yet)
+        self._sun: dict[int, np.ndarray] = {}
         nb = self.arr.max_buckets
         self.ser_val = np.zeros(0)
         self.ser_ts = np.zeros(0, dtype=np.int64)
@@ -130,7 +131,7 @@ class FamilyEngine:
         self.w_head = ext(self.w_head, ix.n_win, K.NO_TS)
         assert self.w_sum.shape[1] == nb
 
-    def _clock(self, frame: pl.DataFrame, sids: np.ndarray, ts: np.ndarray) -> tuple:
+    def _clock(self, sids: np.ndarray, ts: np.ndarray) -> tuple:
         one = K.readonly(np.zeros(1, dtype=np.int64))
         if not self._need_loc:
             return one, one, one
@@ -139,20 +140,35 @@ class FamilyEngine:
             return K.readonly(loc), one, one
         off = np.zeros(len(ts), dtype=np.int64)
         on = np.zeros(len(ts), dtype=np.int64)
-        rows = np.nonzero(sids >= 0)[0]
-        devs = frame.get_column("device_id").gather(rows).to_list() if len(rows) else []
-        for j, dev, d in zip(rows.tolist(), devs, day[rows].tolist()):
-            key = (dev, d)
-            st = self._sun.get(key)
-            if st is None:
-                dc = self.devices.get(dev)
-                loc_ = dc.location if dc is not None else None
-                st = sun_table(loc_.lat, loc_.lon, d) if loc_ is not None else (0, 0)
-                if len(self._sun) > 100_000:  # bounded: old days are never asked again
-                    self._sun.clear()
-                self._sun[key] = st
-            off[j], on[j] = st
+        rows = np.flatnonzero(sids >= 0)
+        if len(rows):  # gathered from per-day tables: Python only for a new (device, day)
+            dev = self.index.arrays()[7][sids[rows]]
+            day = day[rows]
+            for d in np.unique(day).tolist():
+                m = day == d
+                tab = self._sun_day(d)[dev[m]]
+                off[rows[m]], on[rows[m]] = tab[:, 0], tab[:, 1]
         return K.readonly(loc), K.readonly(off), K.readonly(on)
+
+    def _sun_day(self, day: int) -> np.ndarray:
+        """(sunrise, sunset) of every device's place on a local day ((0, 0) without a place)."""
+        tab = self._sun.get(day)
+        n = self.index.n_devices
+        if tab is None or len(tab) < n:
+            grown = np.full((n, 2), K.NO_TS, dtype=np.int64)
+            if tab is not None:
+                grown[: len(tab)] = tab
+            tab = self._sun[day] = grown
+            while len(self._sun) > 8:  # bounded: rows come from the last day or two
+                del self._sun[min(self._sun)]
+        todo = np.flatnonzero(tab[:, 0] == K.NO_TS)
+        if len(todo):
+            names = self.index.device_names()
+            for i in todo.tolist():
+                dc = self.devices.get(names[i])
+                loc = dc.location if dc is not None else None
+                tab[i] = sun_table(loc.lat, loc.lon, day) if loc is not None else (0, 0)
+        return tab
 
     def process(self, frame: pl.DataFrame, hashes: np.ndarray | None = None) -> list[Transition]:
         """Evaluate the families on a batch in arrival order; return the transitions."""
@@ -163,7 +179,7 @@ class FamilyEngine:
         ts = np.ascontiguousarray(frame.get_column("ts").cast(pl.Int64).to_numpy())
         vals = frame.get_column("value").cast(pl.Float64).to_numpy()
         sid_a = K.readonly(np.ascontiguousarray(sids, dtype=np.int32))
-        loc, off, on = self._clock(frame, sid_a, ts)
+        loc, off, on = self._clock(sid_a, ts)
         return self.run_arrays(
             sid_a, K.readonly(ts), K.readonly(np.ascontiguousarray(vals)), loc, off, on
         )

@@ -1,6 +1,6 @@
 """The other rule families (window, stale, flatline, rate, cross, astro, noise, spike) as arrays.
 
-Same idea as :mod:`rules.compile`: series ids and slot ids are dense int32, assigned outside
+Same idea as :mod:`rules.series`: series ids and slot ids are dense int32, assigned outside
 the kernels. A slot usually has one feeding series (its rule's field on one device); a
 staleness slot is one per (rule, device) and is fed by every matching field of the device.
 """
@@ -224,6 +224,10 @@ class FamilyIndex:
             plan = (subjects, is_aux)
             self._plans[(kind, field)] = plan
         return plan
+
+    def device_names(self) -> list[str]:
+        """Device ids by dense device id."""
+        return list(self._dev)
 
     def arrays(self) -> tuple[np.ndarray, ...]:
         """(feed_ptr, feed_slot, slot_rule, slot_guard [n, max guards], slot_aux, slot_win,

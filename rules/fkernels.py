@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from rules.kernels import emit, guards_ok, latch
+from rules.kernels import emit, guards_ok, step
 
 __all__ = ["run_families", "tick", "warm_up"]
 
@@ -76,23 +76,23 @@ def _derive(q, r, fam, v, t, i, P, RI, ser_val, ser_ts, slot_aux, slot_win,
         w_cnt[w, m] += 1
         if v > w_max[w, m]:
             w_max[w, m] = v
+        # coverage, max, sum and count in one pass over the buckets
         covered = 0
-        for j in range(nb):
-            if w_cnt[w, j] > 0:
-                covered += 1
-        if covered < P[r, 1] * nb:
-            return False, 0.0
-        if P[r, 0] == 1.0:
-            x = -np.inf
-            for j in range(nb):
-                if w_cnt[w, j] > 0 and w_max[w, j] > x:
-                    x = w_max[w, j]
-            return True, x
+        x = -np.inf
         tot = 0.0
         cnt = 0
         for j in range(nb):
+            c = w_cnt[w, j]
+            if c > 0:
+                covered += 1
+                if w_max[w, j] > x:
+                    x = w_max[w, j]
             tot += w_sum[w, j]
-            cnt += w_cnt[w, j]
+            cnt += c
+        if covered < P[r, 1] * nb:
+            return False, 0.0
+        if P[r, 0] == 1.0:
+            return True, x
         return True, tot / cnt
     if fam == 4:
         pt = s_t[q]
@@ -205,9 +205,13 @@ def run_families(
                 if not ok:
                     continue
                 s_x[q] = x
-                g_ok = guards_ok(q, r, slot_guard, R_gop, R_gval, ser_val)
-                k = latch(q, x, t, g_ok, R_op[r], R_set[r], R_clear[r], R_for[r],
-                          since, active, out_slot, out_ts, out_kind, out_val, k)  # fmt: skip
+                g_ok = slot_guard[q, 0] < 0 or guards_ok(q, r, slot_guard, R_gop, R_gval, ser_val)
+                sn, act, kind = step(x, t, g_ok, R_op[r], R_set[r], R_clear[r], R_for[r],
+                                     since[q], active[q])  # fmt: skip
+                since[q] = sn
+                active[q] = act
+                if kind >= 0:
+                    k = emit(out_slot, out_ts, out_kind, out_val, k, q, t, kind, x)
         i += 1
     return i, k
 

@@ -1,9 +1,10 @@
-"""Fast (device_id, field) -> dense id mapping: one polars hash per row, one numba probe.
+"""Fast (device_id, field) -> dense id mapping: one polars row hash, one numba probe.
 
-Each row's key is hashed with polars' string hash (two columns combined into one uint64);
-a numba open-addressing table maps the hash to the id. Only keys never seen before reach
-Python, once each, ever. Two real keys sharing a 64-bit hash would share an id; the odds
-are about n²/2⁶⁵ for n keys (3·10⁻⁸ for a million series), which we accept for the speed.
+Each row's key is hashed with polars' row hash of the two string columns (one uint64); a
+numba open-addressing table maps the hash to the id. Only keys never seen before reach
+Python, once per batch of them, ever. Two real keys sharing a 64-bit hash would share an
+id; the odds are about n²/2⁶⁵ for n keys (3·10⁻⁸ for a million series), which we accept
+for the speed. Hashes live in one process only (a restored snapshot rebuilds the table).
 """
 
 from __future__ import annotations
@@ -17,37 +18,35 @@ from numba import njit
 __all__ = ["IdMap", "key_hashes", "MISS"]
 
 MISS = -2
-_MIX = 0x9E3779B97F4A7C15  # odd 64-bit constant: spreads the field hash before the xor
-# built once: constructing the literal costs more than hashing a small batch
-_HASH = (
-    pl.col("device_id").hash(seed=0)
-    ^ (pl.col("field").hash(seed=1) * pl.lit(_MIX, dtype=pl.UInt64))
-).alias("h")
 
 
 def key_hashes(frame: pl.DataFrame) -> np.ndarray:
     """The uint64 key hash of every row's (device_id, field)."""
-    return frame.select(_HASH).to_series().to_numpy()
+    # a frame of the two columns and its row hash: direct calls, where an expression would
+    # pay polars' query planning (~10 µs a batch) on top of the hashing
+    cols = [frame.get_column("device_id"), frame.get_column("field")]
+    cols = [c if c.dtype == pl.String else c.cast(pl.String) for c in cols]
+    return pl.DataFrame(cols).hash_rows(seed=0).to_numpy()
 
 
 @njit(cache=True, nogil=True)
-def _probe(table_k, table_v, hashes, out):  # pragma: no cover - compiled
-    mask = table_k.shape[0] - 1
-    umask = np.uint64(mask)
-    one = np.uint64(1)
+def _probe(table, hashes, out):  # pragma: no cover - compiled
+    # table[j] is (key hash, id): one cache line per probe; keys are int64 views of the
+    # hashes, 0 marks an empty bucket (a hash of 0 is stored as 1)
+    mask = table.shape[0] - 1
     misses = 0
     for i in range(hashes.shape[0]):
         h = hashes[i]
         if h == 0:
-            h = one  # 0 marks an empty bucket
-        j = np.int64(h & umask)
+            h = 1
+        j = h & mask
         while True:
-            k = table_k[j]
+            k = table[j, 0]
             if k == h:
-                out[i] = table_v[j]
+                out[i] = table[j, 1]
                 break
             if k == 0:
-                out[i] = -2
+                out[i] = MISS
                 misses += 1
                 break
             j = (j + 1) & mask
@@ -55,60 +54,78 @@ def _probe(table_k, table_v, hashes, out):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _insert(table_k, table_v, hashes, vals):  # pragma: no cover - compiled
-    mask = table_k.shape[0] - 1
-    umask = np.uint64(mask)
-    one = np.uint64(1)
+def _insert(table, hashes, vals):  # pragma: no cover - compiled
+    mask = table.shape[0] - 1
     for i in range(hashes.shape[0]):
         h = hashes[i]
         if h == 0:
-            h = one
-        j = np.int64(h & umask)
-        while table_k[j] != 0 and table_k[j] != h:
+            h = 1
+        j = h & mask
+        while table[j, 0] != 0 and table[j, 0] != h:
             j = (j + 1) & mask
-        table_k[j] = h
-        table_v[j] = vals[i]
+        table[j, 0] = h
+        table[j, 1] = vals[i]
 
 
 class IdMap:
-    """Hash -> int32 id; ``resolve`` is called once per new key to decide its id."""
+    """Hash -> int32 id; ``resolve`` is called once per new key to decide its id, or
+    ``resolve_many`` once per batch with its new keys (a frame of device_id, kind, field),
+    returning their ids in order."""
 
-    def __init__(self, resolve: Callable[[str, str, str], int], capacity: int = 1024):
+    def __init__(
+        self,
+        resolve: Callable[[str, str, str], int],
+        capacity: int = 1024,
+        resolve_many: Callable[[pl.DataFrame], np.ndarray] | None = None,
+    ):
         self._resolve = resolve
+        self._resolve_many = resolve_many
         cap = 1 << max(4, (capacity * 2 - 1).bit_length())
-        self._k = np.zeros(cap, dtype=np.uint64)
-        self._v = np.zeros(cap, dtype=np.int32)
+        self._t = np.zeros((cap, 2), dtype=np.int64)
         self.size = 0
 
     def lookup(self, frame: pl.DataFrame, hashes: np.ndarray | None = None) -> np.ndarray:
         """The id of every row of a telemetry frame, registering keys never seen before."""
         h = key_hashes(frame) if hashes is None else hashes
+        h = _readonly(np.ascontiguousarray(h, dtype=np.uint64).view(np.int64))
         out = np.empty(len(h), dtype=np.int32)
-        if _probe(self._k, self._v, h, out):
+        if _probe(self._t, h, out):
             miss = np.flatnonzero(out == MISS)
             uniq, first = np.unique(h[miss], return_index=True)
-            rows = frame[miss[first]].select("device_id", "kind", "field").iter_rows()
-            ids = [self._resolve(d, k, f) for d, k, f in rows]
-            self._add(uniq, np.asarray(ids, dtype=np.int32))
-            _probe(self._k, self._v, h, out)
+            # ids in arrival order: a device's series sit together, so the kernels' state
+            # reads of one device's rows stay in the same cache lines
+            order = np.argsort(first, kind="stable")
+            uniq, first = uniq[order], first[order]
+            new = frame[miss[first]].select(pl.col("device_id", "kind", "field").cast(pl.String))
+            if self._resolve_many is not None:
+                ids = np.asarray(self._resolve_many(new), dtype=np.int32)
+            else:
+                ids = np.array([self._resolve(*key) for key in new.iter_rows()], dtype=np.int32)
+            self._add(uniq, ids)
+            _probe(self._t, h, out)
         return out
 
     def _add(self, hashes: np.ndarray, ids: np.ndarray) -> None:
         self.size += len(hashes)
-        if self.size * 2 > len(self._k):  # keep the load under one half: short probes
-            old_k, old_v = self._k, self._v
-            cap = len(old_k)
+        if self.size * 2 > len(self._t):  # keep the load under one half: short probes
+            old = self._t
+            cap = len(old)
             while self.size * 2 > cap:
                 cap *= 2
-            self._k = np.zeros(cap, dtype=np.uint64)
-            self._v = np.zeros(cap, dtype=np.int32)
-            used = old_k != 0
-            _insert(self._k, self._v, old_k[used], old_v[used])
-        _insert(self._k, self._v, hashes.astype(np.uint64), ids)
+            self._t = np.zeros((cap, 2), dtype=np.int64)
+            used = old[:, 0] != 0
+            _insert(self._t, old[used, 0], old[used, 1])
+        _insert(self._t, hashes.astype(np.int64), ids.astype(np.int64))
 
     def warm_up(self) -> None:
         """Compile (or load from the cache) the probe and insert kernels."""
-        k = np.zeros(16, dtype=np.uint64)
-        v = np.zeros(16, dtype=np.int32)
-        _insert(k, v, np.ones(1, dtype=np.uint64), np.zeros(1, dtype=np.int32))
-        _probe(k, v, np.ones(1, dtype=np.uint64), np.empty(1, dtype=np.int32))
+        t = np.zeros((16, 2), dtype=np.int64)
+        _insert(t, np.ones(1, dtype=np.int64), np.zeros(1, dtype=np.int64))
+        _probe(t, _readonly(np.ones(1, dtype=np.int64)), np.empty(1, dtype=np.int32))
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    # one compiled specialisation for polars' read-only arrays and our own
+    v = a.view()
+    v.flags.writeable = False
+    return v

@@ -44,7 +44,7 @@ __all__ = [
     "C_UNUSED",
     "N_COUNTERS",
     "emit",
-    "latch",
+    "step",
     "guards_ok",
     "run_batch",
     "confirm",
@@ -70,14 +70,15 @@ def emit(out_slot, out_ts, out_kind, out_val, k, q, t, kind, v):  # fmt: skip
 
 
 @njit(cache=True, nogil=True)
-def latch(
-    q, x, t, guard_ok, op, set_, clear, for_ns,
-    since, active, out_slot, out_ts, out_kind, out_val, k,
-):  # fmt: skip
+def step(x, t, guard_ok, op, set_, clear, for_ns, since, active):  # fmt: skip
     """One subject's set/clear latch on a derived value ``x`` at ``t`` (shared by every
     rule family): a crossing starts the pending time, a release (or a failed guard) ends
-    it and clears a raised alarm, and a condition held ``for_ns`` raises. Returns ``k``."""
-    no_ts = np.iinfo(np.int64).min
+    it and clears a raised alarm, and a condition held ``for_ns`` raises. Takes and
+    returns the subject's ``since`` and ``active``, and the kind of the transition it
+    causes (-1 for none; at most one per row).
+
+    Scalars only, on purpose: array arguments to a helper cost numba a reference count
+    round trip per call, which in the per-slot loop cost more than the latch itself."""
     if op == 0:
         crossing = x > set_
         release = x < clear
@@ -87,18 +88,19 @@ def latch(
     if not guard_ok:
         crossing = False
         release = True
-    if since[q] == no_ts:
+    kind = -1
+    if since == NO_TS:
         if crossing:
-            since[q] = t
+            since = t
     elif release:
-        since[q] = no_ts
-        if active[q] != 0:
-            active[q] = 0
-            k = emit(out_slot, out_ts, out_kind, out_val, k, q, t, 0, x)
-    if since[q] != no_ts and active[q] == 0 and t - since[q] >= for_ns:
-        active[q] = 1
-        k = emit(out_slot, out_ts, out_kind, out_val, k, q, t, 1, x)
-    return k
+        since = NO_TS
+        if active != 0:
+            active = 0
+            kind = KIND_CLEAR
+    if since != NO_TS and active == 0 and t - since >= for_ns:
+        active = 1
+        kind = KIND_RAISE
+    return since, active, kind
 
 
 @njit(cache=True, nogil=True)
@@ -136,35 +138,53 @@ def run_batch(
     cap = out_slot.shape[0]
     k = 0
     i = start
+    used = nan = late = unused = 0  # counted locally: a store per row would cost more
+    one = np.uint64(1)
     while i < n:
         s = sids[i]
         v = vals[i]
         t = ts[i]
         if s < 0:
-            counters[3] += 1
-        elif np.isnan(v):
-            counters[1] += 1
-        elif t < ser_ts[s]:
-            counters[2] += 1
+            unused += 1
+            i += 1
+            continue
+        # ids as unsigned from here: numba then skips the negative-index wraparound code
+        su = np.uint64(s)
+        if np.isnan(v):
+            nan += 1
+        elif t < ser_ts[su]:
+            late += 1
         else:
-            a = feed_ptr[s]
-            b = feed_ptr[s + 1]
+            a = feed_ptr[su]
+            b = feed_ptr[su + one]
             if k + (b - a) > cap:
                 break  # resume at this row with a larger output
-            ser_val[s] = v
-            ser_ts[s] = t
-            d = ser_dev[s]
+            ser_val[su] = v
+            ser_ts[su] = t
+            d = np.uint64(ser_dev[su])
             if t > dev_ts[d]:
                 dev_ts[d] = t
-            counters[0] += 1
+            used += 1
             for j in range(a, b):
-                q = feed_slot[j]
-                r = slot_rule[q]
-                ok = guards_ok(q, r, slot_guard, rule_gop, rule_gval, ser_val)
-                k = latch(q, v, t, ok, rule_op[r], slot_set[q], slot_clear[q], rule_for[r],
-                          slot_since, slot_active, out_slot, out_ts, out_kind, out_val, k)  # fmt: skip
-                slot_last[q] = v
+                q = feed_slot[np.uint64(j)]
+                qu = np.uint64(q)
+                r = slot_rule[qu]
+                ru = np.uint64(r)
+                ok = slot_guard[qu, 0] < 0 or guards_ok(
+                    q, r, slot_guard, rule_gop, rule_gval, ser_val
+                )
+                since, act, kind = step(v, t, ok, rule_op[ru], slot_set[qu], slot_clear[qu],
+                                        rule_for[ru], slot_since[qu], slot_active[qu])  # fmt: skip
+                slot_since[qu] = since
+                slot_active[qu] = act
+                if kind >= 0:
+                    k = emit(out_slot, out_ts, out_kind, out_val, k, q, t, kind, v)
+                slot_last[qu] = v
         i += 1
+    counters[C_ROWS] += used
+    counters[C_NAN] += nan
+    counters[C_LATE] += late
+    counters[C_UNUSED] += unused
     return i, k
 
 
@@ -175,7 +195,7 @@ def confirm(
 ):  # fmt: skip
     """Raise latched slots ``start..`` that the clock confirms at ``now`` (see the module
     docstring), each at its due time; return (next slot, n emitted) when the output fills."""
-    no_ts = np.iinfo(np.int64).min
+    no_ts = NO_TS
     n = slot_rule.shape[0]
     cap = out_slot.shape[0]
     k = 0

@@ -10,7 +10,8 @@ import polars as pl
 
 from contracts.config import DeviceConfig, RuleConfig
 from rules import kernels as K
-from rules.compile import SeriesIndex, compile_rules
+from rules.compile import compile_rules
+from rules.series import SeriesIndex
 from rules.transition import Transition, subject_of
 
 __all__ = ["ThresholdEngine"]
@@ -65,7 +66,7 @@ class ThresholdEngine:
         ptr, feed = self.index.feeds()
         s_rule, _, s_guard, s_set, s_clear, ser_dev = self.index.slot_arrays()
         # the output must hold at least one row's worth of transitions to make progress
-        max_feed = int(np.diff(ptr).max()) if len(ptr) > 1 else 0
+        max_feed = self.index.max_feed()
         if max_feed > self._cap:
             self._alloc_out(max_feed)
         a = self.arr
@@ -106,20 +107,24 @@ class ThresholdEngine:
         return out
 
     def _transitions(self, k: int) -> list[Transition]:
-        res = []
-        _, _, _, s_set, s_clear, _ = self.index.slot_arrays()
-        o_slot, o_ts, o_kind, o_val = self._out
-        for q, t, kind, v in zip(
-            o_slot[:k].tolist(), o_ts[:k].tolist(), o_kind[:k].tolist(), o_val[:k].tolist()
-        ):
-            rule_id, dev, field = self.index.slot_key(q)
-            rule = self.rules[self.index.slot_rule[q]]
-            raise_ = kind == K.KIND_RAISE
+        if k == 0:
+            return []
+        ix = self.index
+        q, ts, kind, val = (a[:k] for a in self._out)
+        s_rule, _, _, s_set, s_clear, _ = ix.slot_arrays()
+        raise_ = kind == K.KIND_RAISE
+        thr = np.where(raise_, s_set[q], s_clear[q]).tolist()
+        devs, fields = ix.ser_devs, ix.ser_fields
+        out = []
+        for r, s, up, t, v, th in zip(
+            s_rule[q].tolist(), ix.slot_series[q].tolist(), raise_.tolist(), ts.tolist(),
+            val.tolist(), thr,
+        ):  # fmt: skip
+            rule, dev, field = self.rules[r], devs[s], fields[s]
             subject = subject_of(dev, field, "*" in rule.field)
-            thr = float(s_set[q] if raise_ else s_clear[q])
-            res.append(Transition(rule_id, dev, subject, field, "raise" if raise_ else "clear",
-                                  t, v, thr))  # fmt: skip
-        return res
+            out.append(Transition(rule.id, dev, subject, field, "raise" if up else "clear",
+                                  t, v, th))  # fmt: skip
+        return out
 
     def _alloc_out(self, cap: int) -> None:
         self._cap = cap
@@ -164,12 +169,12 @@ class ThresholdEngine:
     def state(self) -> dict[str, np.ndarray]:
         """Series and slot state keyed for a snapshot (slots by (rule, device, field))."""
         self.grow()
-        series = self.index.series
-        slots = [self.index.slot_key(q) for q in range(self.index.n_slots)]
+        ix = self.index
+        slots = [ix.slot_key(q) for q in range(ix.n_slots)]
         return {
-            "ser_dev": np.array([s[0] for s in series], dtype=str),
-            "ser_kind": np.array([s[1] for s in series], dtype=str),
-            "ser_field": np.array([s[2] for s in series], dtype=str),
+            "ser_dev": np.array(ix.ser_devs, dtype=str),
+            "ser_kind": np.array(ix.ser_kinds, dtype=str),
+            "ser_field": np.array(ix.ser_fields, dtype=str),
             "ser_val": self.ser_val,
             "ser_ts": self.ser_ts,
             "slot_rule": np.array([s[0] for s in slots], dtype=str),
@@ -189,7 +194,8 @@ class ThresholdEngine:
             zip(z["slot_rule"].tolist(), z["slot_dev"].tolist(), z["slot_field"].tolist())
         )
         self.index = SeriesIndex(self.rules, self.devices)  # fresh ids, fresh hash table
-        sids = [self.index.ensure(d, k, f) for d, k, f in zip(devs, kinds, fields)]
+        keys = {"device_id": devs, "kind": kinds, "field": fields}
+        sids = self.index.ensure_many(pl.DataFrame(keys, schema=dict.fromkeys(keys, pl.String)))
         self._reset_state()
         self.grow()
         for old, sid in enumerate(sids):
