@@ -8,6 +8,7 @@ it ends it. Keys are per event loop, since a connection belongs to the loop it w
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import Counter
 from collections.abc import Callable, Hashable
 from typing import Generic, Protocol, TypeVar
@@ -32,16 +33,19 @@ class Shared(Generic[T]):
         self.retired: Counter[str] = Counter()  # counters of objects already closed
         if register:  # reported by totals()
             _ALL.append(self)
-        self._items: dict[tuple[int, Hashable], T] = {}
-        self._keys: dict[int, tuple[int, Hashable]] = {}  # id(object) -> its key
+        # Per loop, held weakly: a closed loop's objects go with it (an id() of a dead
+        # loop can come back as a new loop's, which must not inherit them).
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, T]]
+        self._loops = weakref.WeakKeyDictionary()
+        self._where: dict[int, tuple[dict[Hashable, T], Hashable]] = {}  # id(obj) -> place
 
     def acquire(self, key: Hashable, make: Callable[[], T]) -> T:
         """The running loop's object for ``key`` (made on first use), with one more user."""
-        full = (id(asyncio.get_running_loop()), key)
-        obj = self._items.get(full)
+        items = self._loops.setdefault(asyncio.get_running_loop(), {})
+        obj = items.get(key)
         if obj is None:
-            obj = self._items[full] = make()
-            self._keys[id(obj)] = full
+            obj = items[key] = make()
+            self._where[id(obj)] = (items, key)  # registered objects are alive: ids unique
         obj.users += 1
         return obj
 
@@ -51,15 +55,19 @@ class Shared(Generic[T]):
         obj.users = max(obj.users - 1, 0)
         if obj.users:
             return False
-        if not keep and id(obj) in self._keys:
-            del self._items[self._keys.pop(id(obj))]
+        if not keep and id(obj) in self._where:
+            items, key = self._where.pop(id(obj))
+            del items[key]
             self.retired.update(obj.counters())
         return True
 
     def mine(self) -> list[T]:
         """The running loop's objects."""
-        loop = id(asyncio.get_running_loop())
-        return [v for (lp, _), v in self._items.items() if lp == loop]
+        return list(self._loops.get(asyncio.get_running_loop(), {}).values())
+
+    def all(self) -> list[T]:
+        """Every registered object, of every live loop."""
+        return [obj for items in list(self._loops.values()) for obj in items.values()]
 
 
 _ALL: list[Shared] = []
@@ -71,7 +79,7 @@ def totals() -> dict[str, int]:
     out: dict[str, int] = {}
     for reg in _ALL:
         sums = Counter(reg.retired)
-        for obj in reg._items.values():
+        for obj in reg.all():
             sums.update(obj.counters())
         out.update({f"{reg.name}_{k}": v for k, v in sorted(sums.items())})
     return out

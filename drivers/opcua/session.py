@@ -131,8 +131,8 @@ class SharedSession:
 
     async def _drop_subscriptions(self) -> None:
         subs, self._subs = list(self._subs.values()), {}
+        self.unrouted += sum(shared.unrouted for shared in subs)  # before any await
         for shared in subs:
-            self.unrouted += shared.unrouted
             await shared.close(delete=False)  # they went with their session
 
     async def _on_lost(self, exc: Exception) -> None:
