@@ -24,6 +24,7 @@ __all__ = [
     "Clock",
     "ClockError",
     "MAX_SPEED",
+    "HHMM",
     "check_speed",
     "parse_start",
     "install",
@@ -34,7 +35,7 @@ __all__ = [
 ]
 
 MAX_SPEED = 3600.0  # an hour a second: beyond it a 1 s report interval means nothing
-_HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
+HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 
 
 class ClockError(ValueError):
@@ -49,7 +50,7 @@ def parse_start(start: str | float | None, now: float) -> float | None:
     if isinstance(start, (int, float)) and not isinstance(start, bool):
         return float(start)
     text = str(start).strip()
-    if m := _HHMM.fullmatch(text):
+    if m := HHMM.fullmatch(text):
         today = datetime.fromtimestamp(now, CST)
         return today.replace(hour=int(m[1]), minute=int(m[2]), second=0, microsecond=0).timestamp()
     try:

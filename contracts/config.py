@@ -24,7 +24,7 @@ from pydantic import (
 
 from contracts._model import ID_PATTERN as _ID
 from contracts._model import Model as _Model
-from contracts.clock import MAX_SPEED, Clock, ClockError, check_speed, parse_start
+from contracts.clock import HHMM, MAX_SPEED, Clock, ClockError, check_speed, parse_start
 from contracts.geofence import GeofenceConfig
 from contracts.rule_config import (
     RULE_FAMILIES,
@@ -77,7 +77,7 @@ __all__ = [
     "parse_config",
 ]
 
-_HHMM = re.compile(r"\d{1,2}:\d{2}")
+_YEAR_2000 = 946_684_800.0  # epoch s: smaller numbers in a clock section are not dates
 ROLES = ("viewer", "lighting_engineer", "sanitation_supervisor", "operator", "admin")
 Role = Literal["viewer", "lighting_engineer", "sanitation_supervisor", "operator", "admin"]
 
@@ -322,8 +322,13 @@ class ClockConfig(_Model):
     @field_validator("start", "anchor")
     @classmethod
     def _time(cls, v: str | float | None, info: ValidationInfo) -> str | float | None:
-        if info.field_name == "anchor" and isinstance(v, str) and _HHMM.fullmatch(v.strip()):
+        if info.field_name == "anchor" and isinstance(v, str) and HHMM.fullmatch(v.strip()):
             raise ValueError("anchor must be a full date-time or epoch seconds, not HH:MM")
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v < _YEAR_2000:
+            raise ValueError(
+                "epoch seconds before 2000: YAML reads an unquoted HH:MM as a number "
+                "(17:30 -> 1050); quote it"
+            )
         try:
             parse_start(v, 0.0)
         except ClockError:

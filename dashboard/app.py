@@ -1,8 +1,6 @@
 """The dashboard server: composes the pages (wall "/", "/lighting", "/alarms", "/fleet") around one
 live store and one MQTT feed per process, with logins and roles (see dashboard.auth).
-
-``python -m dashboard.app CONFIG.yaml`` runs it alone (the ``rongguan dashboard`` command
-does the same through the shell).
+``rongguan dashboard -c CONFIG.yaml`` runs it (with the deployment's clock installed).
 """
 
 from __future__ import annotations
@@ -11,7 +9,6 @@ import html
 import logging
 import signal
 import socket
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +16,7 @@ from typing import Any
 
 import panel as pn
 
-from contracts.config import DeploymentConfig, load_config
+from contracts.config import DeploymentConfig
 from dashboard.actions import Actions
 from dashboard.auth import Identity, identity_of, server_auth_kwargs
 from dashboard.feed import LiveFeed
@@ -37,7 +34,7 @@ from dashboard.views.style import PAGE_CSS
 from dashboard.views.style import html as html_pane
 from dashboard.views.wall import WallView
 
-__all__ = ["Dashboard", "serve", "main"]
+__all__ = ["Dashboard", "serve"]
 
 log = logging.getLogger("rongguan.dashboard")
 
@@ -221,18 +218,3 @@ def serve(
         feed.stop()
         app.history.close()
         log.info("dashboard stopped; feed counters %s", store.stats())
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the dashboard from a config file (for tests and tools; users call ``rongguan dashboard``)."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m dashboard.app CONFIG.yaml", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    serve(load_config(args[0]))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

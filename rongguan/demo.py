@@ -121,6 +121,10 @@ def sim_clock_args(args: argparse.Namespace) -> list[str]:
     return out + (["--start", start] if start else [])
 
 
+#: protocols whose devices push: the agent's interval only drains what they sent
+PUSHED = ("mqtt_tracker", "hj212", "jt808")
+
+
 def _sped_up(args: argparse.Namespace) -> bool:
     return getattr(args, "speed", None) is not None or getattr(args, "start", None) is not None
 
@@ -226,6 +230,13 @@ def run_demo(args: argparse.Namespace) -> int:
             for dev in devices:
                 if dev["protocol"] in ("opcua", "modbus"):
                     dev["interval_s"] = args.poll_s
+        if _sped_up(args):
+            # a pushing device's interval is the simulator's (simulated seconds); the agent
+            # reads its buffer on the wall, as often as it fills at this speed
+            speed = args.speed or 1.0
+            for dev in devices:
+                if dev["protocol"] in PUSHED:
+                    dev["interval_s"] = max(0.5, dev["interval_s"] / speed)
         print(f"simulator   {len(devices)} devices, scenario {scenario}", flush=True)
         data = demo_config(args, mqtt_url, devices, var_dir)
         data["geofences"] = served.get("geofences", [])

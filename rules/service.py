@@ -14,7 +14,7 @@ import polars as pl
 
 from contracts import clock, topics
 from contracts.alarms import AlarmEvent, AlarmState
-from contracts.config import DeploymentConfig, StaleRuleConfig
+from contracts.config import AnyRuleConfig, DeploymentConfig, StaleRuleConfig
 from contracts.mqtt import make_client
 from rules.alarmpolicy import AlarmPolicy
 from rules.alarms import AlarmActionError, AlarmBook
@@ -49,22 +49,24 @@ def policy_of(cfg: DeploymentConfig) -> AlarmPolicy:
 
 
 #: wall seconds of silence that make a device offline on a sped-up clock (rows come on
-#: wall-time periods: a cabinet polled every 5 s is 10 simulated minutes apart at x120)
+#: wall-time periods: a device polled every 5 s is 10 simulated minutes apart at x120)
 SILENCE_AT_SPEED_S = 60.0
 
 
-def _at_speed(rules: list) -> list:
-    """The rules as the engine runs them on the deployment clock: a deadman's silence is at
-    least :data:`SILENCE_AT_SPEED_S` of wall time, in simulated seconds."""
+def _at_speed(rules: list[AnyRuleConfig]) -> list[AnyRuleConfig]:
+    """The rules as the engine runs them on the deployment clock: a deadman's silence, and
+    the silence within which the tick confirms a pending condition, are at least
+    :data:`SILENCE_AT_SPEED_S` of wall time, in simulated seconds."""
     if clock.speed() == 1.0:
         return rules
     floor = clock.scaled(SILENCE_AT_SPEED_S)
-    return [
-        r.model_copy(update={"silent_s": max(r.silent_s, floor)})
-        if isinstance(r, StaleRuleConfig)
-        else r
-        for r in rules
-    ]
+    out: list[AnyRuleConfig] = []
+    for r in rules:
+        update = {"max_silence_s": max(r.max_silence_s, floor)}
+        if isinstance(r, StaleRuleConfig):
+            update["silent_s"] = max(r.silent_s, floor)
+        out.append(r.model_copy(update=update))
+    return out
 
 
 def _open_store(cfg: DeploymentConfig) -> Any:

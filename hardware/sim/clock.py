@@ -48,7 +48,6 @@ class SimClock(Clock):
         self.start_spec = start
         self.stamps = stamps or ("wall" if speed == 1.0 else "sim")
         self.anchor = anchor  # fixed wall time of the start: parts of one city share it
-        parse_start(start, wall())  # a bad start fails here, not when the city starts
         super().__init__(speed, start, anchor, wall)
 
     def restart(self) -> None:

@@ -130,3 +130,15 @@ def test_config_error_points_at_the_line(tmp_path):
     with pytest.raises(ConfigError) as exc:
         load_config(path)
     assert exc.value.errors[0].startswith(f"{path}:4: clock.start: ")
+
+
+def test_an_unquoted_hh_mm_in_yaml_is_refused_not_read_as_1970(tmp_path):
+    from contracts.config import load_config
+
+    path = tmp_path / "d.yaml"
+    path.write_text("site: x\nclock:\n  speed: 120\n  start: 17:30\n  anchor: 8:00\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)  # YAML 1.1 reads 17:30 as 1050 and 8:00 as 480
+    assert len(exc.value.errors) == 2 and all("quote it" in e for e in exc.value.errors)
+    path.write_text('site: x\nclock:\n  speed: 120\n  start: "17:30"\n  anchor: 1796000000\n')
+    assert load_config(path).clock.build().t0 > 1796000000 - 86400

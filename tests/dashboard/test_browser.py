@@ -44,7 +44,7 @@ def _write_config(tmp: Path, broker: BrokerConfig, port: int) -> Path:
 def _start(repo_root: Path, cfg_path: Path, port: int, log: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(repo_root)}
     with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "dashboard.app", str(cfg_path)], cwd=repo_root,
+        proc = subprocess.Popen([sys.executable, "-m", "rongguan.cli", "dashboard", "-c", str(cfg_path)], cwd=repo_root,
                                 env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
     wait_port(port, 60, proc)
     return proc
