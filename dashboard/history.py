@@ -33,7 +33,8 @@ class History:
     def __init__(
         self, cfg: DeploymentConfig, read_from: Literal["embedded", "influx"] = "embedded"
     ) -> None:
-        """``read_from``: see :func:`ingest.store.open_store` (InfluxDB when configured)."""
+        """``read_from``: see :func:`ingest.store.open_store`; the dashboard reads the
+        embedded store (ingest keeps it beside InfluxDB), tests read InfluxDB too."""
         self.cfg = cfg
         self.read_from = read_from
         self._store: Any = None

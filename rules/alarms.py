@@ -77,8 +77,12 @@ class AlarmBook:
                     ev = self._new(tr, rule, now)
                     self.counters["raised"] += 1
                     self._save(ev, None, "raise", None, notify=False)
-                    if not self._group(ev):  # a storm child goes out once, naming its parent
-                        self._notify(ev)
+                    grouped = False
+                    try:  # a storm child goes out once, naming its parent
+                        grouped = self._group(ev)
+                    finally:  # anything else goes out even if grouping failed
+                        if not grouped:
+                            self._notify(ev)
                     return self.get(ev.alarm_id) or ev, True
             extra = dict(ev.extra)
             extra["last_transition_ns"] = tr.ts

@@ -121,7 +121,7 @@ def alarm_frame(docs: list[dict[str, Any]]) -> pl.DataFrame:
     return (
         pl.DataFrame(cols, schema=ALARM_SCHEMA, strict=False)
         .sort(pl.col("ts"), pl.col("parent").is_not_null(), maintain_order=True)
-        .unique(["alarm_id", "ts"], keep="last", maintain_order=True)
+        .unique(["alarm_id", "ts", "state", "severity"], keep="last", maintain_order=True)
         .with_columns(pl.col("parent").drop_nulls().last().over("alarm_id"))
     )
 

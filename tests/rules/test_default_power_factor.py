@@ -26,3 +26,18 @@ def test_a_dark_cabinet_raises_no_power_factor_alarm() -> None:
 
 def test_a_lit_cabinet_with_a_poor_power_factor_raises_after_ten_minutes() -> None:
     assert _raised(_cabinet(30, pf=0.5, kw=6.0)) == ["raise"]
+
+
+def test_lamps_going_off_then_silence_raises_nothing_on_the_clock() -> None:
+    """Report by exception: pf drops to 0 (before the power does, in the same poll), then
+    only a keep-alive comes; the clock's confirmation past 10 min sees the guard fail,
+    where the same silence under load raises."""
+    rules = [r for r in load_default_rules() if r.id == "lighting.power_factor_low"]
+    lit = _cabinet(5, pf=0.9, kw=6.0)
+    off = 5 * 60 * S
+    for pf, kw, raised in ((0.0, 0.0, []), (0.5, 6.0, ["raise"])):
+        eng = RulesEngine(rules)
+        change = [("LC-1", LC, off, "power_factor", pf), ("LC-1", LC, off, "active_power", kw)]
+        heard = [("LC-1", LC, off + 400 * S, "active_power", kw)]  # a keep-alive, unchanged
+        assert eng.process(frame(lit + change + heard)) == []
+        assert [t.kind for t in eng.tick(off + 700 * S)] == raised, (pf, kw)
