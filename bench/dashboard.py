@@ -21,6 +21,7 @@ import contextlib
 import json
 import multiprocessing as mp
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -131,8 +132,9 @@ def _mode(
 
     ctx = mp.get_context("spawn")
     port = _free_port()
-    truth_path = tempfile.mktemp(prefix="rg-bench-truth-")
-    prof_path = tempfile.mktemp(prefix="rg-bench-prof-")
+    work = tempfile.mkdtemp(prefix="rg-bench-dash-")
+    truth_path = os.path.join(work, "truth")
+    prof_path = os.path.join(work, "profile.json")
     control, control_child = ctx.Pipe()  # profile on/off
     # A safety net only: the parent terminates the server once it has measured.
     stop_at = time.time() + 1800 + seconds
@@ -184,6 +186,8 @@ def _mode(
             clients.terminate()
     if kind != "done":
         raise RuntimeError(f"protocol clients failed: {records}")
+    if server.is_alive() or not os.path.exists(prof_path):
+        raise RuntimeError(f"the dashboard process did not finish its records ({work})")
     elapsed = t1 - t0
     truth, apply_ms = [], []
     with open(truth_path, encoding="utf-8") as f:
@@ -193,8 +197,7 @@ def _mode(
             apply_ms.append(dt * 1000)
     with open(prof_path, encoding="utf-8") as f:
         profile = json.load(f)
-    os.unlink(truth_path)
-    os.unlink(prof_path)
+    shutil.rmtree(work, ignore_errors=True)
     writes = sum(1 for t, _, _ in truth if t0 <= t <= t1)
     proto_lat, proto_bytes, proto_updates = [], [], []
     for rec in records:
@@ -251,7 +254,9 @@ def run(
     patch = _mode(sessions, markers, seconds, False, browsers)
     redraw = _mode(sessions, markers, seconds, True, browsers)
     pp, rp = patch["protocol_clients"], redraw["protocol_clients"]
-    goal_ok = pp["latency_ms_p95"] is not None and pp["latency_ms_p95"] < LATENCY_GOAL_MS
+    # The goal is every screen's: the protocol clients' and, if any, the real pages'.
+    p95s = [pp["latency_ms_p95"]] + ([patch["browsers"]["latency_ms_p95"]] if browsers else [])
+    goal_ok = all(p is not None and p < LATENCY_GOAL_MS for p in p95s)
     return {
         "sessions": sessions,
         "markers": markers,
