@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import polars as pl
 
-from contracts.config import AnyRuleConfig, DeviceConfig, RuleConfig
+from contracts.config import AnyRuleConfig, DeviceConfig, RuleConfig, StaleRuleConfig
 from contracts.geofence import GeofenceConfig
 from contracts.rule_config import VEHICLE_FAMILIES
 from rules.families import FamilyEngine
@@ -19,7 +19,28 @@ from rules.threshold import ThresholdEngine
 from rules.transition import Transition
 from rules.vehicles import VehicleEngine
 
-__all__ = ["RulesEngine", "Transition", "SnapshotError"]
+__all__ = ["RulesEngine", "Transition", "SnapshotError", "rules_at_speed", "SILENCE_AT_SPEED_S"]
+
+#: wall seconds of silence that make a device offline on a sped-up clock (rows come on
+#: wall-time periods: a device polled every 5 s is 10 simulated minutes apart at x120)
+SILENCE_AT_SPEED_S = 60.0
+
+
+def rules_at_speed(rules: list[AnyRuleConfig], speed: float) -> list[AnyRuleConfig]:
+    """The rules as they run on a clock ``speed`` times the wall's (live, or a backtest of
+    history recorded so): a deadman's silence, and the silence within which the tick
+    confirms a pending condition, are at least :data:`SILENCE_AT_SPEED_S` of wall time."""
+    if speed == 1.0:
+        return rules
+    floor = SILENCE_AT_SPEED_S * speed
+    out: list[AnyRuleConfig] = []
+    for r in rules:
+        update = {"max_silence_s": max(r.max_silence_s, floor)}
+        if isinstance(r, StaleRuleConfig):
+            update["silent_s"] = max(r.silent_s, floor)
+        out.append(r.model_copy(update=update))
+    return out
+
 
 _SNAPSHOT_VERSION = 1
 _THRESHOLD_KEYS = (

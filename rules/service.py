@@ -14,12 +14,12 @@ import polars as pl
 
 from contracts import clock, topics
 from contracts.alarms import AlarmEvent, AlarmState
-from contracts.config import AnyRuleConfig, DeploymentConfig, StaleRuleConfig
+from contracts.config import DeploymentConfig
 from contracts.mqtt import make_client
 from rules.alarmpolicy import AlarmPolicy
 from rules.alarms import AlarmActionError, AlarmBook
 from rules.cases import CaseOutbox, EmbeddedCaseInbox, HttpCaseSink, OutboxWorker, case_record
-from rules.engine import RulesEngine, SnapshotError
+from rules.engine import RulesEngine, SnapshotError, rules_at_speed
 
 __all__ = ["RulesService", "STATE_FILE", "TICK_LAG_S", "ACTION_ROLES", "policy_of"]
 
@@ -48,27 +48,6 @@ def policy_of(cfg: DeploymentConfig) -> AlarmPolicy:
     )
 
 
-#: wall seconds of silence that make a device offline on a sped-up clock (rows come on
-#: wall-time periods: a device polled every 5 s is 10 simulated minutes apart at x120)
-SILENCE_AT_SPEED_S = 60.0
-
-
-def _at_speed(rules: list[AnyRuleConfig]) -> list[AnyRuleConfig]:
-    """The rules as the engine runs them on the deployment clock: a deadman's silence, and
-    the silence within which the tick confirms a pending condition, are at least
-    :data:`SILENCE_AT_SPEED_S` of wall time, in simulated seconds."""
-    if clock.speed() == 1.0:
-        return rules
-    floor = clock.scaled(SILENCE_AT_SPEED_S)
-    out: list[AnyRuleConfig] = []
-    for r in rules:
-        update = {"max_silence_s": max(r.max_silence_s, floor)}
-        if isinstance(r, StaleRuleConfig):
-            update["silent_s"] = max(r.silent_s, floor)
-        out.append(r.model_copy(update=update))
-    return out
-
-
 def _open_store(cfg: DeploymentConfig) -> Any:
     try:
         from ingest.store import open_store
@@ -90,7 +69,10 @@ class RulesService:
         self._rules = {r.id: r for r in cfg.rules}
         devices = {d.id: d for _, d in cfg.devices().values()}
         self.engine = RulesEngine(
-            _at_speed(cfg.rules), devices=devices, tz=cfg.tz, geofences=cfg.geofences
+            rules_at_speed(cfg.rules, clock.speed()),
+            devices=devices,
+            tz=cfg.tz,
+            geofences=cfg.geofences,
         )
         self.store = store if store is not None else _open_store(cfg)
         self.state_path = cfg.path(STATE_FILE)

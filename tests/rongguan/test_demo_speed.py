@@ -68,10 +68,10 @@ def test_deadman_silence_and_dashboard_staleness_widen_with_speed(at_speed):
     from dashboard.kpi import STALE_S, is_online
     from dashboard.records import DeviceInfo
     from rules.defaults import load_default_rules
-    from rules.service import SILENCE_AT_SPEED_S, _at_speed
+    from rules.engine import SILENCE_AT_SPEED_S, rules_at_speed
 
     rules = load_default_rules()
-    scaled = {r.id: r for r in _at_speed(rules)}
+    scaled = {r.id: r for r in rules_at_speed(rules, clock.speed())}
     floor = SILENCE_AT_SPEED_S * 120  # a monitor polled every 5 wall s: 10 simulated min
     for r in rules:
         got, back = scaled[r.id], {"max_silence_s": r.max_silence_s}
@@ -84,7 +84,7 @@ def test_deadman_silence_and_dashboard_staleness_widen_with_speed(at_speed):
     dev = DeviceInfo("LC-1", "lighting_cabinet", last_ns=at_speed.now_ns() - int(STALE_S * 2e9))
     assert is_online(dev, at_speed.now_ns())  # 2 × STALE_S simulated is a wall second
     clock.install(Clock())
-    assert _at_speed(rules) is rules
+    assert rules_at_speed(rules, clock.speed()) is rules
     assert not is_online(dev, at_speed.now_ns())
 
 

@@ -73,3 +73,18 @@ def test_cli_errors_are_one_line(tmp_path, capsys) -> None:
     conf.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
     assert main(["-c", str(conf), "--start", "yesterday"]) == 2
     assert "not an ISO time" in capsys.readouterr().err
+
+
+def test_history_recorded_at_speed_is_judged_as_it_was_live(tmp_path) -> None:
+    """A monitor polled every 5 wall s at x120 reports every 600 simulated s: the backtest
+    of a deployment at that speed calls it offline only after a wall minute's silence."""
+    rows = [("D3", DM, T0 + t * S, "pm10", 60.0) for t in range(0, 6 * 3600, 600)]
+    rows.append(("D3", DM, T0 + 6 * 3600 * S + 9000 * S, "pm10", 60.0))  # 2.5 h of silence
+    store = EmbeddedStore(tmp_path / "store.db")
+    store.write(frame(rows))
+    store.close()
+    clock = {"speed": 120, "start": "2023-11-14T08:00", "anchor": 1_700_000_000}
+    fast = DeploymentConfig(var_dir=str(tmp_path), rules=[STALE], clock=clock)
+    assert run(fast)["per_rule"]["offline"]["raised"] == 1  # the 2.5 h only (> 2 h floor)
+    wall = DeploymentConfig(var_dir=str(tmp_path), rules=[STALE])
+    assert run(wall)["per_rule"]["offline"]["raised"] >= 6  # at speed 1: the gaps (ticked hourly)
