@@ -42,6 +42,8 @@ FAULT_RULES: dict[str, str] = {
 #: kitchen-waste truck that dumps its load is caught as a detour before the plant
 FLEET_RULES: dict[tuple[str, str], str] = {
     ("illegal_dumping", "kitchen_waste"): "vehicle.kitchen_detour",
+    # a sweeper driven faster than its working speed (well under the road limit)
+    ("overspeed", "sanitation"): "vehicle.sweeper_speed",
 }
 
 

@@ -4,8 +4,12 @@ The ground truth is JSON lines ``{"ts_ns", "kind", "device", ...}``, one per inj
 fault. A fault is *detected* by the first raise of its rule on its device from
 ``ts - slack`` until ``ts + max_latency`` or the fault's end (``end_ns``), whichever is
 later: a fault whose symptom comes at random within it (a sensor's spikes) is found late,
-not missed, and the latency figures show how late. A raise of a scored rule that detects
-no fault is a false positive. Rules without any mapped fault kind are not scored.
+not missed, and the latency figures show how late. A fault whose violation begins only
+after it is injected (a truck driving to a banned zone) says when in ``onset_s``: latency,
+and the detection window, count from there. A raise of a scored rule that detects no fault
+is a false positive. Rules without any mapped fault kind are not scored, nor are faults
+whose rule is not in the rule set (``rule_ids``): a GPS jump or late blind-area points
+are absorbed (filtered, put in order) rather than alarmed.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ def score(
     slack_s: float = 5.0,
     fault_rules: dict[str, str] | None = None,
     latency_s: Mapping[str, float] | None = None,
+    rule_ids: Iterable[str] | None = None,
 ) -> dict:
     """Per rule: faults, detected, false positives, precision, recall, latency (mean/max s).
 
@@ -84,18 +89,22 @@ def score(
         scored |= set(FLEET_RULES.values())
     truth = _truth(ground_truth_jsonl)
     faults = [f for f in truth if f.get("kind") in mapping]
+    if rule_ids is not None:
+        known = set(rule_ids) | {OFFLINE}
+        faults = [f for f in faults if _expected(f, mapping, fault_rules is None) in known]
     raises = [r for r in _raises(alarms) if r[0] in scored]
     used = [False] * len(raises)
     found: list[tuple[str, dict]] = []  # (rule, fault) of every detection
     per: dict[str, dict] = defaultdict(lambda: {"faults": 0, "detected": 0, "latencies_s": []})
     for f in sorted(faults, key=lambda f: f["ts_ns"]):
-        kind, dev, t = f["kind"], f["device"], int(f["ts_ns"])
-        rule = rule_for(kind, f.get("fleet")) if fault_rules is None else mapping[kind]
+        dev, t = f["device"], int(f["ts_ns"])
+        onset = t + int(float(f.get("onset_s") or 0.0) * S)
+        rule = _expected(f, mapping, fault_rules is None)
         wanted = set(OFFLINE_RULES) if rule == OFFLINE else {rule}
         end = int(f.get("end_ns") or 0)
         hit = next(
             (i for i, (r, d, ts) in enumerate(raises) if r in wanted and d == dev and not used[i]
-             and t - slack_s * S <= ts <= max(t + lat_of.get(r, max_latency_s) * S, end)),
+             and t - slack_s * S <= ts <= max(onset + lat_of.get(r, max_latency_s) * S, end)),
             None,
         )  # fmt: skip
         if hit is None and rule == OFFLINE:  # charge the miss to the device's own domain
@@ -106,7 +115,7 @@ def score(
             found.append((raises[hit][0], f))
             used[hit] = True
             st["detected"] += 1
-            st["latencies_s"].append(max(0, raises[hit][2] - t) / S)
+            st["latencies_s"].append(max(0, raises[hit][2] - onset) / S)
     for (r, d, ts), u in zip(raises, used):
         st = per[r]
         st["raises"] = st.get("raises", 0) + 1
@@ -142,6 +151,12 @@ def score(
             "latency_max_s": round(max(lat), 3) if lat else None,
         }
     return out
+
+
+def _expected(fault: dict, mapping: Mapping[str, str], by_fleet: bool) -> str:
+    """The rule expected to detect ``fault`` (its fleet's, when scoring the shipped table)."""
+    kind = fault["kind"]
+    return rule_for(kind, fault.get("fleet")) if by_fleet else mapping[kind]
 
 
 def latency_windows(rules: Iterable[Any], interval_s: float = 60.0) -> dict[str, float]:
@@ -196,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             k: max(v, args.max_latency_s)
             for k, v in latency_windows(rules, args.interval_s).items()
         }
-        res = score(items, args.truth, args.max_latency_s, latency_s=windows)
+        res = score(items, args.truth, args.max_latency_s, latency_s=windows,
+                    rule_ids=[r.id for r in rules])  # fmt: skip
     except (OSError, ValueError, KeyError, sqlite3.Error) as exc:
         print(f"evaluate: {exc}", file=sys.stderr)
         return 2

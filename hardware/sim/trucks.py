@@ -147,6 +147,15 @@ class TruckModel:
             step = (self.target - self.speed) * 0.3 + rng.gauss(0, 0.1 * (self.v_hi - self.v_lo))
             self.speed += max(-4.0, min(4.0, step))
             self.speed = min(self.v_hi, max(self.v_lo, self.speed))
+        street = self.detour is not None and not self.detour.freeze and self.detour.phase != ""
+        if (
+            self.detour is not None
+            and self.detour.speed_kmh
+            and (self.detour.phase == "out" or street)
+        ):
+            # heading off (or along a parallel street) at a steady speed, without stopping:
+            # the ground truth can say when the violation begins
+            self.speed = self.detour.speed_kmh
         remaining = self.speed / 3.6 * dt
         self.odometer_m += remaining
         if self.detour is not None:
@@ -163,7 +172,7 @@ class TruckModel:
                 break
             remaining -= seg_len - self.along
             self.seg, self.along = self._next(self.seg), 0.0
-            if self.seg in self.dwell and over is None:
+            if self.seg in self.dwell and over is None and not street:
                 self.parked_until = now + self.dwell[self.seg]
                 break
         a, b = self.route[self.seg], self.route[self._peek() % n]
