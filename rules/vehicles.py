@@ -62,6 +62,9 @@ class VehicleEngine:
         self._c_for = [float(self.rules[r].for_s) for r in a.col_rule.tolist()]
         self._c_gid = [g.ids[j] if j >= 0 else "" for j in a.col_geo.tolist()]
         self._missed: dict[tuple[int, int], int] = {}  # (vehicle, column) -> local day raised
+        # the oldest row seen since start: hours that began before it are not judged (a
+        # visit then went unseen), e.g. a system started at noon says nothing of 07:30-10:00
+        self._watch_from = np.iinfo(np.int64).max
         self._alloc(max(16, out_capacity))
         self.counters = np.zeros(3, dtype=np.int64)
         if self.rules:
@@ -95,6 +98,7 @@ class VehicleEngine:
         dev = ser_dev[s]
         fcode = ser_field[s]
         ts = frame.get_column("ts").cast(pl.Int64).to_numpy()[rows]
+        self._watch_from = min(self._watch_from, int(ts.min()))
         vals = frame.get_column("value").cast(pl.Float64).to_numpy()[rows]
         order, in_time = V.fix_order(K.readonly(dev), K.readonly(ts), self.index.n_dev)
         if not in_time:  # late rows: stable, so rows of one (vehicle, ts) keep arrival order
@@ -189,7 +193,7 @@ class VehicleEngine:
             col = a.colmap[r, geo]
             # hours over today, the rule's fleet, no visit since the hours began
             due = (hs >= 0) & (loc >= he) & (col >= 0) & (a.rf_ok[st.d_fc[devs], r] != 0)
-            due &= st.q_vis[u] < start_utc
+            due &= (st.q_vis[u] < start_utc) & (start_utc >= self._watch_from)
             for j in np.flatnonzero(due).tolist():
                 p, c, d = int(u[j]), int(col[j]), int(devs[j])
                 if self._missed.get((d, c)) == day:

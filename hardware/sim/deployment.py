@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hardware.inventory import Inventory
+from hardware.sim.truck_faults import COLLECTION_HOURS
 
 __all__ = ["agent_devices", "geofences"]
 
@@ -112,6 +113,7 @@ def geofences(inventory: Inventory) -> list[dict[str, Any]]:
                 "radius_m": 30.0,
                 "fleets": kw,
                 "vehicles": [p.vehicle],
+                "hours": list(COLLECTION_HOURS),
             }
         )
     for z in inventory.banned_zones:

@@ -21,11 +21,14 @@ from hardware.sim.faults import Fault, FaultError
 if TYPE_CHECKING:
     from hardware.sim.trucks import TruckModel
 
-__all__ = ["Detour", "plan_fault"]
+__all__ = ["Detour", "plan_fault", "COLLECTION_HOURS"]
 
 _M = 111_320.0
 _DUMP_OFFSETS_M = (500.0, 900.0, 1500.0)
 _CLEAR_M = 700.0  # a dumping spot is at least this far from any of the truck's own places
+#: the morning round's window at every collection point (local time): a kitchen-waste round
+#: takes 80-110 simulated minutes in the district, so the window holds at least one visit
+COLLECTION_HOURS = ("08:00", "10:30")
 _OFF_KMH = 40.0  # how fast a truck heads off its path: fixed, so the onset is known
 _CORRIDOR_M = 150.0  # half-width of an approved route's corridor (hardware.sim.deployment)
 _BUFFER_M = 30.0  # a geofence's boundary allowance (contracts.geofence's default)
@@ -140,7 +143,7 @@ def plan_fault(model: TruckModel, fault: Fault, now: float, stamp: float) -> dic
     if kind == "banned_hours":
         return _banned(model, fault, stamp, here)
     if kind == "missed_collection":
-        return _missed(model)
+        return _missed(model, fault, stamp)
     return {}
 
 
@@ -209,20 +212,38 @@ def _entry_m(zone: Any, here: tuple[float, float], target: tuple[float, float]) 
     return dist
 
 
-def _missed(model: TruckModel) -> dict:
+def _missed(model: TruckModel, fault: Fault, stamp: float) -> dict:
+    """Skip one collection point for as long as the fault lasts, which must reach past the
+    end of the point's hours (:data:`COLLECTION_HOURS`) today: that end is the onset."""
     veh, n = model.veh, len(model.route)
     cps = sorted(i for i, gid in model.stop_ids.items() if gid.startswith("CP-"))
     if veh.fleet != "kitchen_waste" or not cps:
         raise FaultError(f"missed_collection: {veh.id} ({veh.fleet}) has no collection points")
-    # The first point whose approach has not begun (at least three waypoints ahead).
+    day = datetime.fromtimestamp(stamp, CST)
+    start, end = (
+        day.replace(hour=int(hm[:2]), minute=int(hm[3:]), second=0, microsecond=0).timestamp()
+        for hm in COLLECTION_HOURS
+    )
+    if not stamp < end or (fault.until is not None and fault.until - fault.start < end - stamp):
+        raise FaultError(
+            f"missed_collection: {veh.id} must skip its point until the hours end "
+            f"({COLLECTION_HOURS[1]}): the fault is over before, or starts after"
+        )
+    # The first point not visited in today's hours whose approach has not begun.
     ahead = sorted(cps, key=lambda i: (i - model.seg) % n)
-    i = next((i for i in ahead if (i - model.seg) % n >= 3), ahead[0])
+    todo = [
+        i for i in ahead if model.visited.get(i, -math.inf) < start and (i - model.seg) % n >= 3
+    ]
+    if not todo:
+        raise FaultError(f"missed_collection: {veh.id} has visited its points in today's hours")
+    i = todo[0]
     skip = {(i - 1) % n, i}
     a, cp, b = model.route[(i - 2) % n], model.route[i], model.route[(i + 1) % n]
     if _seg_dist(cp, a, b) < 200.0:  # the shortcut would still brush past: cut one more corner
         skip.add((i + 1) % n)
-    model.skip |= skip
-    return {"geofence": model.stop_ids[i]}
+    until = math.inf if fault.until is None else fault.until
+    model.skip.update(dict.fromkeys(skip, until))
+    return {"geofence": model.stop_ids[i], "onset_s": end - stamp}
 
 
 def _loaded(model: TruckModel) -> None:

@@ -102,7 +102,8 @@ class TruckModel:
         self.target = rng.uniform(self.v_lo, self.v_hi)
         self.parked_until = 0.0
         self.faults: list[Fault] = []
-        self.skip: set[int] = set()  # waypoints to drive past (a missed collection)
+        self.skip: dict[int, float] = {}  # waypoint -> until when to drive past it (missed)
+        self.visited: dict[int, float] = {}  # stop waypoint -> when the truck last parked there
         self.detour: Detour | None = None
         self._last: float | None = None
         # A truck in service has kilometres on it (own stream: the motion draws stay as they were).
@@ -121,11 +122,10 @@ class TruckModel:
         return plan_fault(self, fault, now, now if stamp is None else stamp)
 
     def _next(self, seg: int) -> int:
-        n = len(self.route)
-        nxt = (seg + 1) % n
-        while nxt in self.skip:
-            self.skip.discard(nxt)  # passed by once: the next round stops there again
-            nxt = (nxt + 1) % n
+        nxt = self._peek(seg)
+        now = self._last or 0.0
+        for i in [i for i, until in self.skip.items() if until <= now]:
+            del self.skip[i]  # the fault is over: the next round stops there again
         return nxt
 
     def step(self, now: float) -> None:
@@ -174,6 +174,7 @@ class TruckModel:
             self.seg, self.along = self._next(self.seg), 0.0
             if self.seg in self.dwell and over is None and not street:
                 self.parked_until = now + self.dwell[self.seg]
+                self.visited[self.seg] = now
                 break
         a, b = self.route[self.seg], self.route[self._peek() % n]
         frac = self.along / max(1e-6, _dist_m(a, b))
@@ -187,10 +188,13 @@ class TruckModel:
         self.lat = lat + rng.gauss(0, _GPS_SIGMA_M) / _M_PER_DEG_LAT
         self.lon = lon + rng.gauss(0, _GPS_SIGMA_M) / (_M_PER_DEG_LAT * cos)
 
-    def _peek(self) -> int:
-        n = len(self.route)
-        nxt = (self.seg + 1) % n
-        while nxt in self.skip:
+    def _peek(self, seg: int | None = None) -> int:
+        """The waypoint after ``seg`` (default: the current), past the ones skipped now."""
+        n, now = len(self.route), self._last or 0.0
+        nxt = ((self.seg if seg is None else seg) + 1) % n
+        for _ in range(n):
+            if self.skip.get(nxt, -math.inf) <= now:
+                break
             nxt = (nxt + 1) % n
         return nxt
 

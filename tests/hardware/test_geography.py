@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import random
+from datetime import datetime
 
 import pytest
 
+from contracts.astro import CST
 from contracts.config import parse_config
 from hardware.geo import load_districts
 from hardware.inventory import build_inventory
@@ -16,6 +18,10 @@ from hardware.sim.trucks import TruckModel
 
 M = 111_320.0
 T0 = 1_780_000_000.0  # an arbitrary epoch second
+
+
+def _cst(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=CST).timestamp()
 
 
 def _inside(lon: float, lat: float, ring: list[list[float]]) -> bool:
@@ -185,13 +191,18 @@ def test_missed_collection_skips_the_named_point() -> None:
     veh = next(v for v in inv.vehicles if v.fleet == "kitchen_waste")
     t = TruckModel(veh, inv, random.Random(4))
     t.seg, t.along = 0, 0.0  # leaving the depot: the round is all ahead
-    f = Fault("missed_collection", veh.id, {}, T0, T0 + 900)
-    truth = t.plan(f, T0)
+    at = _cst("2026-03-10T07:40")  # before the collection hours end (08:00-10:30)
+    for start, until in ((at, at + 900), (_cst("2026-03-10T11:00"), None)):
+        with pytest.raises(FaultError, match="until the hours end"):
+            t.plan(Fault("missed_collection", veh.id, {}, start, until), start)
+    f = Fault("missed_collection", veh.id, {}, at, at + 11000)
+    truth = t.plan(f, at)
+    assert truth["onset_s"] == _cst("2026-03-10T10:30") - at  # the hours' end: judged then
     t.faults.append(f)
     cp = next(p for p in inv.collection_points if p.id == truth["geofence"])
     assert cp.vehicle == veh.id and cp.id != veh.collection[0]  # not the one being approached
     plant = next(p for p in inv.treatment_plants if p.id == veh.plant)
-    track = _drive(t, 6 * 3600)
+    track = _drive(t, 6 * 3600, start=at)
     at_plant = next(
         k
         for k, (_, la, lo, sp) in enumerate(track)

@@ -182,7 +182,11 @@ def test_collection_miss_on_tick_and_clear_on_visit():
     )
     cp = GeofenceConfig(id="cp", kind="collection_point", center=(LON0, LAT0), radius_m=50,
                         hours=("18:00", "19:00"), vehicles=["K1"])  # fmt: skip
+    late = RulesEngine(rules, geofences=[cp])  # first heard at 18:59: 18:00-18:59 unseen
+    late.process(frame(fix("K1", T0, 30.7, 104.1, 20)))
+    assert late.tick(T0 + 90 * S) == []  # says nothing of hours it did not watch
     eng = RulesEngine(rules, geofences=[cp])
+    eng.process(frame(fix("K1", T0 - 3600 * S, 30.7, 104.1, 20)))  # 17:59, elsewhere
     eng.process(frame(fix("K1", T0, 30.7, 104.1, 20)))  # 18:59, elsewhere
     assert eng.tick(T0 + 30 * S) == []  # hours not over
     (tr,) = eng.tick(T0 + 90 * S)  # 19:00:30
