@@ -4,7 +4,6 @@ local time from ``zoneinfo`` and the sun from :mod:`contracts.astro` per row."""
 from __future__ import annotations
 
 import math
-import operator
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -13,13 +12,13 @@ from zoneinfo import ZoneInfo
 from contracts.config import DeviceConfig
 from rules.families import sun_table
 from rules.fcompile import FamilyRule
+from rules.reference import guards_hold, heard_before
 from rules.transition import Transition, subject_of
 
 __all__ = ["FamilyReference"]
 
 _NS = 1_000_000_000
 _DAY = 86_400 * _NS
-_TESTS = {"equals": operator.eq, "above": operator.gt, "below": operator.lt}
 
 
 def _rx(p: str) -> re.Pattern[str]:
@@ -79,7 +78,7 @@ class FamilyReference:
         for (rid, dev), seen in self.last_seen.items():
             rule = next(r for r in self.rules if r.id == rid)
             key = (rid, dev, "")
-            if key in self.raised or not self._guard_ok(rule, dev, ()):
+            if key in self.raised or not guards_hold(rule, self.latest, dev, ()):
                 continue
             if now - seen > round(rule.silent_s * _NS):  # type: ignore[union-attr]
                 self.raised.add(key)
@@ -107,25 +106,15 @@ class FamilyReference:
             x = self.value[key]
         else:
             return []
-        heard = max(ts for (d, _), (ts, _) in self.latest.items() if d == dev)
         groups = _rx(r.field).match(field).groups()  # type: ignore[union-attr]
-        if due > now or heard < due - round(r.max_silence_s * _NS):
+        if due > now or not heard_before(self.latest, dev, due, r.max_silence_s):
             return []
-        if not self._guard_ok(r, dev, groups):
+        if not guards_hold(r, self.latest, dev, groups):
             return []
         self.latch[key] = self.latch.get(key, due)
         self.raised.add(key)
         subject = subject_of(dev, field, "*" in r.field)
         return [Transition(r.id, dev, subject, field, "raise", due, x, self._thresholds(r)[0])]
-
-    def _guard_ok(self, rule: FamilyRule, dev: str, groups: tuple[str, ...]) -> bool:
-        for g in rule.guards:
-            gf = g.field.replace("*", groups[0]) if groups else g.field
-            seen = self.latest.get((dev, gf))
-            test, level = g.test
-            if seen is None or not _TESTS[test](seen[1], level):
-                return False
-        return True
 
     def _row(self, r: FamilyRule, dev: str, kind: str, field: str, groups, ts: int, v: float):  # type: ignore[no-untyped-def]
         if r.family == "stale":
@@ -142,7 +131,7 @@ class FamilyReference:
         self.value[key] = x
         op, set_, clear, for_ns = self._latch_params(r)
         crossing, release = (x > set_, x < clear) if op == "above" else (x < set_, x > clear)
-        if not self._guard_ok(r, dev, groups):
+        if not guards_hold(r, self.latest, dev, groups):
             crossing, release = False, True
         subject = subject_of(dev, field, "*" in r.field)
         thr_raise, thr_clear = self._thresholds(r)

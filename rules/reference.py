@@ -11,15 +11,35 @@ import math
 import operator
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from contracts.config import DeviceConfig, RuleConfig
 from rules.compile import EXPECTED
 from rules.transition import Transition, subject_of
 
-__all__ = ["ReferenceEngine"]
+__all__ = ["ReferenceEngine", "guards_hold", "heard_before"]
 
 _NS = 1_000_000_000
 _TESTS = {"equals": operator.eq, "above": operator.gt, "below": operator.lt}
+
+
+def guards_hold(rule: Any, latest: Mapping, dev: str, groups: tuple[str, ...]) -> bool:
+    """Whether every guard of ``rule`` holds on the device's latest values (a ``*`` in a
+    guard's field is the subject's own group)."""
+    for g in rule.guards:
+        gfield = g.field.replace("*", groups[0]) if groups else g.field
+        seen = latest.get((dev, gfield))
+        test, level = g.test
+        if seen is None or not _TESTS[test](seen[1], level):
+            return False
+    return True
+
+
+def heard_before(latest: Mapping, dev: str, due: int, max_silence_s: float) -> bool:
+    """Whether the device sent any row within ``max_silence_s`` before ``due`` (the clock
+    confirms a pending condition only then)."""
+    heard = max(ts for (d, _), (ts, _) in latest.items() if d == dev)
+    return heard >= due - round(max_silence_s * _NS)
 
 
 def _regex(pattern: str) -> re.Pattern[str]:
@@ -89,15 +109,6 @@ class ReferenceEngine:
                 out.extend(self._evaluate(rule, dev, field, groups, levels, ts, value))
         return out
 
-    def _guards_hold(self, rule: RuleConfig, dev: str, groups: tuple[str, ...]) -> bool:
-        for g in rule.guards:
-            gfield = g.field.replace("*", groups[0]) if groups else g.field
-            seen = self.latest.get((dev, gfield))
-            test, level = g.test
-            if seen is None or not _TESTS[test](seen[1], level):
-                return False
-        return True
-
     def _evaluate(
         self, rule: RuleConfig, dev: str, field: str, groups: tuple[str, ...],
         levels: tuple[float, float], ts: int, v: float,
@@ -107,7 +118,7 @@ class ReferenceEngine:
             crossing, release = v > set_, v < clear
         else:
             crossing, release = v < set_, v > clear
-        if not self._guards_hold(rule, dev, groups):
+        if not guards_hold(rule, self.latest, dev, groups):
             crossing, release = False, True
         key = (rule.id, dev, field)
         subject = subject_of(dev, field, "*" in rule.field)
@@ -137,10 +148,9 @@ class ReferenceEngine:
             due = since + round(rule.for_s * _NS)
             if key in self.raised or due > now:
                 continue
-            heard = max(ts for (d, _), (ts, _) in self.latest.items() if d == dev)
             groups = rx.match(field).groups()  # type: ignore[union-attr]
-            if heard < due - round(rule.max_silence_s * _NS) or not self._guards_hold(
-                rule, dev, groups
+            if not heard_before(self.latest, dev, due, rule.max_silence_s) or not guards_hold(
+                rule, self.latest, dev, groups
             ):
                 continue
             self.raised.add(key)

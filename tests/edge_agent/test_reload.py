@@ -46,16 +46,24 @@ def deployment(broker_url: str, var_dir: Path, devices: list[dict[str, Any]], **
     }
 
 
-def check_order_and_totals(batches: list[TelemetryBatch], rows_sent: int) -> None:
-    """Every batch from seq 1 on, every row, and per device and field, time never goes back."""
+async def delivered_in_order(agent: Any, watcher: Watcher, timeout_s: float) -> list:
+    """Once the agent stopped with nothing buffered or dropped: every batch it published
+    reached the watcher, from seq 1 on, every row, and per device and field time never
+    goes back. Returns the batches."""
+    m = agent.metrics()
+    assert m["buffer_depth"] == 0 and m["batches_dropped"] == 0
+    await until(lambda: len(watcher.unique()) >= m["batches_published"], timeout_s, "delivered")
+    batches: list[TelemetryBatch] = watcher.unique()
+    watcher.close()
     seqs = [b.seq for b in batches]
     assert seqs == list(range(1, len(seqs) + 1)), set(range(1, seqs[-1] + 1)) - set(seqs)
-    assert sum(len(b) for b in batches) == rows_sent
+    assert sum(len(b) for b in batches) == m["rows"]
     last: dict[tuple[str, str], int] = {}
     for b in batches:
         for dev, fld, ts in zip(b.device_id, b.field_name, b.ts):
             assert ts >= last.get((dev, fld), 0), (b.seq, dev, fld)
             last[(dev, fld)] = ts
+    return batches
 
 
 async def outage_begins(relay: TcpRelay, mosquitto: Mosquitto) -> None:
@@ -151,12 +159,7 @@ def test_reload_while_the_broker_is_down_loses_nothing(
             await asyncio.wait_for(task, 60)
             relay.close()
             await city.stop()
-        m = agent.metrics()
-        assert m["buffer_depth"] == 0 and m["batches_dropped"] == 0
-        await until(lambda: len(watcher.unique()) >= m["batches_published"], 20, "all delivered")
-        batches = watcher.unique()
-        watcher.close()
-        check_order_and_totals(batches, m["rows"])
+        batches = await delivered_in_order(agent, watcher, 20)
         late = [
             t for b in batches for d, t in zip(b.device_id, b.ts) if d == removed and t > reload_ns
         ]

@@ -41,3 +41,27 @@ def pm10(for_s: float = 10) -> RuleConfig:
 def door() -> RuleConfig:
     """Cabinet door opened, immediately."""
     return RuleConfig(id="door", domain="lighting", kind=LC, field="door_open", op="above", set=0.5)
+
+
+def keys(trs: list) -> list:
+    """Transitions as comparable tuples, in a stable order."""
+    return sorted((t.rule_id, t.subject, t.field, t.kind, t.ts, round(t.value, 6), t.geofence,
+                   t.lat, t.lon) for t in trs)  # fmt: skip
+
+
+def same_vehicle_transitions(rules: list, devs: dict, geo: list, bs: list[list]) -> None:
+    """The numba engine and the Python vehicle reference agree on these batches: the same
+    transitions, late fixes and jumps (a small output buffer, so the kernels resume)."""
+    from rules.engine import RulesEngine
+    from rules.vreference import VehicleReference
+
+    eng = RulesEngine(rules, devices=devs, geofences=geo, out_capacity=16)
+    ref = VehicleReference(rules, geo, devs)
+    got, want = [], []
+    for b in bs:
+        if b:
+            got += eng.process(frame(b))
+        want += ref.process_rows(b)
+    assert keys(got) == keys(want)
+    st_ = eng.stats()
+    assert (st_["vehicle_late_fixes"], st_["vehicle_jumps"]) == (ref.late, ref.jumps)

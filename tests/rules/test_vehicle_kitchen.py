@@ -24,8 +24,7 @@ from rules.alarms import AlarmBook
 from rules.cases import case_record
 from rules.defaults import load_default_rules
 from rules.engine import RulesEngine
-from rules.vreference import VehicleReference
-from tests.rules._helpers import S, frame
+from tests.rules._helpers import S, frame, same_vehicle_transitions
 
 V = "vehicle"
 KW = "kitchen_waste"
@@ -65,11 +64,6 @@ T0 = int(datetime(2024, 6, 1, 2, 0, 0, tzinfo=UTC).timestamp()) * S
 def fix(dev: str, t: int, lat: float, lon: float, spd: float) -> list:
     """The rows of one fix."""
     return [(dev, V, t, "lat", lat), (dev, V, t, "lon", lon), (dev, V, t, "speed", spd)]
-
-
-def keys(trs: list) -> list:
-    return sorted((t.rule_id, t.subject, t.kind, t.ts, round(t.value, 6), t.geofence, t.lat, t.lon)
-                  for t in trs)  # fmt: skip
 
 
 POS = st.one_of(
@@ -133,16 +127,7 @@ def trips(draw):
 
 
 def _same_as_reference(bs: list) -> None:
-    eng = RulesEngine(RULES, devices=DEVS, geofences=GEO, out_capacity=16)
-    ref = VehicleReference(RULES, GEO, DEVS)  # type: ignore[arg-type]
-    got, want = [], []
-    for b in bs:
-        if b:
-            got += eng.process(frame(b))
-        want += ref.process_rows(b)
-    assert keys(got) == keys(want)
-    st_ = eng.stats()
-    assert (st_["vehicle_late_fixes"], st_["vehicle_jumps"]) == (ref.late, ref.jumps)
+    same_vehicle_transitions(RULES, DEVS, GEO, bs)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

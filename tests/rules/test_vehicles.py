@@ -13,7 +13,7 @@ from contracts.config import AnyRuleConfig, DeviceConfig
 from contracts.geofence import GeofenceConfig
 from rules.engine import RulesEngine
 from rules.vreference import VehicleReference
-from tests.rules._helpers import S, frame
+from tests.rules._helpers import S, frame, keys, same_vehicle_transitions
 
 V = "vehicle"
 _R = [
@@ -54,11 +54,6 @@ def fix(dev: str, t: int, lat: float, lon: float, spd: float, cov: float = 0.0) 
             (dev, V, t, "cover_open", cov)]  # fmt: skip
 
 
-def keys(trs: list) -> list:
-    return sorted((t.rule_id, t.subject, t.field, t.kind, t.ts, round(t.value, 6), t.geofence,
-                   t.lat, t.lon) for t in trs)  # fmt: skip
-
-
 # positions near the geofences and their boundaries (within ~ 1 km), plus far jumps
 POS = st.one_of(
     st.tuples(st.floats(30.652, 30.666), st.floats(104.052, 104.072)),
@@ -95,16 +90,7 @@ def batches(draw):
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches())
 def test_vehicle_engine_matches_reference(bs):
-    eng = RulesEngine(RULES, devices=DEVS, geofences=GEO, out_capacity=16)
-    ref = VehicleReference(RULES, GEO, DEVS)  # type: ignore[arg-type]
-    got, want = [], []
-    for b in bs:
-        if b:
-            got += eng.process(frame(b))
-        want += ref.process_rows(b)
-    assert keys(got) == keys(want)
-    st_ = eng.stats()
-    assert (st_["vehicle_late_fixes"], st_["vehicle_jumps"]) == (ref.late, ref.jumps)
+    same_vehicle_transitions(RULES, DEVS, GEO, bs)
 
 
 def _drive(eng, rows):
