@@ -177,6 +177,13 @@ class _Children:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Start every part, print the dashboard address, run until Ctrl-C."""
+    from rongguan.preflight import check_demo
+
+    # before anything starts (and before the last run's files are wiped): a broker or
+    # store that is down is one clear sentence now, not minutes of waiting later
+    if why := check_demo(args.mqtt_url, args.influx_url, args.influx_token):
+        print(f"demo: {why}", file=sys.stderr, flush=True)
+        return 2
     var_dir = Path(args.var_dir).resolve()
     if var_dir.exists():
         shutil.rmtree(var_dir)
