@@ -3,16 +3,17 @@
 Subscription mode (default): connect() joins the session to the device's server (one
 session per server, shared by its devices: ``session``) and creates the device's own
 subscription with a monitored item per profile point; the server pushes changes, and
-read() hands over what arrived since the last call. A node the server refuses (unknown,
-no access) is left out and counted in ``bad_nodes`` instead of failing the subscription.
-A server that refuses subscriptions altogether is polled instead (``fallbacks``).
+read() hands over what arrived since the last call; ``changed`` is set meanwhile, so the
+agent may read at once. A node the server refuses (unknown, no access) is left out and
+counted in ``bad_nodes``; one refused only for its percent deadband is re-added without
+(``filter_fallbacks``). A server that refuses subscriptions is polled (``fallbacks``).
 
-The session is watched: asyncua's watchdog probes the server every second and reports a
-lost connection, and the subscription must publish (data or keep-alive) at least every
-1.5 × keepalive_count × publishing interval. When either fails, or another device has
-meanwhile opened a new session, read() raises DeviceUnavailable; the agent's
-DeviceSupervisor then closes the driver and calls connect() again with exponential
-backoff and jitter, which recreates the subscription.
+The session is watched: asyncua's watchdog probes the server every max(1 s, timeout)
+and reports a silent or lost connection, and the subscription must publish (data or
+keep-alive) at least every 1.5 × keepalive_count × publishing interval. When either
+fails, or another device has meanwhile opened a new session, read() raises
+DeviceUnavailable; the agent's DeviceSupervisor then closes the driver and calls
+connect() again with exponential backoff and jitter, which recreates the subscription.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from drivers.base import (
 from drivers.opcua import session as sessions
 from drivers.opcua.codec import is_good, node_string, to_float
 from drivers.opcua.config import settings_for
-from drivers.opcua.monitor import ChangeQueue, item_requests
+from drivers.opcua.monitor import ChangeQueue, create_items
+from drivers.opcua.security import UntrustedServer
 
 __all__ = ["OpcUaDriver", "MAX_QUEUED_ROWS"]
 
@@ -84,6 +86,8 @@ class OpcUaDriver:
             "subscriptions": 0,
             "fallbacks": 0,
             "monitored_items": 0,
+            "untrusted_servers": 0,
+            "filter_fallbacks": 0,
         }
         self._queue: ChangeQueue | None = None
         self._sub: Any = None
@@ -92,6 +96,11 @@ class OpcUaDriver:
         self._items: tuple[list[int], list[int]] = ([], [])  # client / server handles
         self._totals = {"changes": 0, "bad_values": 0, "dropped": 0}
         self.bad_keys: dict[str, str] = {}  # point key -> status the server gave its node
+        # Set when the server pushes a change (or ends the subscription): the supervisor
+        # may await it beside its period to forward pushed data at once. None: polled.
+        self.changed: asyncio.Event | None = (
+            asyncio.Event() if self.settings.mode == "subscribe" else None
+        )
 
     def stats(self) -> dict[str, int]:
         """Request, session, subscription and error counters of this device."""
@@ -118,6 +127,8 @@ class OpcUaDriver:
             await sessions.release(session)
             if isinstance(exc, asyncio.CancelledError):
                 raise
+            if isinstance(exc, UntrustedServer):
+                self._counters["untrusted_servers"] += 1
             if isinstance(exc, ValueError):
                 raise BadConfig(
                     f"{self.device.id}: server has no namespace {s.namespace!r}"
@@ -134,7 +145,7 @@ class OpcUaDriver:
                 if type(exc).__name__ not in _NO_SUBSCRIPTIONS:
                     await self.close()
                     raise _translate(exc, f"{self.device.id} subscribe") from None
-                self._counters["fallbacks"] += 1
+                self._counters["fallbacks"] += 1  # polled from now on, until reconnected
             except BaseException as exc:
                 await self.close()
                 if isinstance(exc, asyncio.CancelledError):
@@ -149,11 +160,15 @@ class OpcUaDriver:
         first = shared.handles(len(s.points))
         handles = list(range(first, first + len(s.points)))
         queue = ChangeQueue(
-            self.device.id, s.profile.kind, dict(zip(handles, s.points)), MAX_QUEUED_ROWS
+            self.device.id,
+            s.profile.kind,
+            dict(zip(handles, s.points)),
+            MAX_QUEUED_ROWS,
+            self.changed,
         )
         try:
-            results = await shared.add(
-                queue, item_requests(s, [n.nodeid for n in self._nodes], first)
+            results, fallbacks = await create_items(
+                shared.add, queue, s, [n.nodeid for n in self._nodes], first
             )
         except BaseException:
             await session.leave(shared)
@@ -167,6 +182,7 @@ class OpcUaDriver:
             else:
                 server_handles.append(res)
         self._counters["bad_nodes"] += len(self.bad_keys)
+        self._counters["filter_fallbacks"] += fallbacks
         self._counters["monitored_items"] = len(s.points) - len(self.bad_keys)
         self._counters["subscriptions"] += 1
         self._sub, self._queue = shared, queue
@@ -200,6 +216,8 @@ class OpcUaDriver:
     async def read(self) -> list[TelemetryRow]:
         """Changes pushed since the last call (subscribed), or all points in one Read."""
         client = self._need()
+        if self.changed is not None:
+            self.changed.clear()  # what is queued now is drained below
         if self._queue is not None:
             rows = self._queue.drain()
             if rows:
@@ -285,6 +303,8 @@ class OpcUaDriver:
 
     async def close(self) -> None:
         """Drop the subscription and leave the shared session; safe to call twice."""
+        if self.changed is not None:
+            self.changed.clear()  # nothing to fetch until connected again: no early wake
         client, self._client = self._client, None
         session, self._session = self._session, None
         queue, self._queue = self._queue, None

@@ -21,6 +21,10 @@
     private_key_password_env  environment variable holding the key's password, if any
     server_certificate    the server's certificate file (pinned); without it the
                           certificate the server announces in its endpoints is used
+    trusted_servers       folder of trusted server certificates (*.der / *.pem, or the
+                          CAs that issued them): a server whose certificate is not
+                          trusted there is refused (``untrusted_servers``). Without it
+                          (and without a pin) any server certificate is accepted
     username              user name for a UserName identity token
     password_env          environment variable holding the password (never the password
                           itself in the config file)
@@ -28,7 +32,7 @@
 Example::
 
     address: {security: Basic256Sha256_SignAndEncrypt, certificate: pki/agent.der,
-              private_key: pki/agent.pem, server_certificate: pki/cabinet.der,
+              private_key: pki/agent.pem, trusted_servers: pki/trusted-servers,
               username: rg-agent, password_env: RG_OPCUA_PASSWORD, deadband: 0.5}
 """
 
@@ -57,6 +61,7 @@ class SecuritySettings:
     private_key: str | None = None
     private_key_password: str | None = None
     server_certificate: str | None = None
+    trusted_servers: str | None = None  # folder of trusted server certificates
     username: str | None = None
     password: str | None = None
 
@@ -115,6 +120,11 @@ def _security(device: DeviceConfig) -> SecuritySettings:
     for path in (cert, key, _text(device, "server_certificate")):
         if mode != "None" and path is not None and not os.path.isfile(path):
             raise BadConfig(f"{device.id}: no such file {path!r}")
+    trusted = _text(device, "trusted_servers")
+    if trusted is not None and mode == "None":
+        raise BadConfig(f"{device.id}: address.trusted_servers needs a security mode")
+    if trusted is not None and not os.path.isdir(trusted):
+        raise BadConfig(f"{device.id}: address.trusted_servers: no such folder {trusted!r}")
     username = _text(device, "username")
     password = _env(device, "password_env")
     if username is None and password is not None:
@@ -125,6 +135,7 @@ def _security(device: DeviceConfig) -> SecuritySettings:
         private_key=key,
         private_key_password=_env(device, "private_key_password_env"),
         server_certificate=_text(device, "server_certificate"),
+        trusted_servers=trusted,
         username=username,
         password=password,
     )

@@ -83,14 +83,19 @@ class SharedSession:
             )
             client.connection_lost_callback = self._on_lost
             self.connects += 1
+            trust = None
             try:
                 # asyncio.timeout, not wait_for: a connect failing as the timeout fires must
                 # not leave an unretrieved task error behind (seen under load)
                 async with asyncio.timeout(self.timeout_s * 2):
-                    await apply_security(client, self.security)
+                    trust = await apply_security(client, self.security)
                     await client.connect()
             except BaseException as exc:
                 await quiet_close(client)
+                refused = trust.error() if trust is not None else None
+                if refused is not None:  # a clear reason, not BadCertificateUntrusted alone
+                    self._failure, self._failed_at = refused, time.monotonic()
+                    raise refused from None
                 if isinstance(exc, Exception):
                     self._failure, self._failed_at = exc, time.monotonic()
                 raise
@@ -138,6 +143,10 @@ class SharedSession:
     async def _on_lost(self, exc: Exception) -> None:
         # Called by asyncua's watchdog task: every device's next read reports it.
         self.lost = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        for shared in self._subs.values():
+            for queue in shared.queues:
+                if queue.wake is not None:
+                    queue.wake.set()  # devices awaiting pushes learn of the loss at once
 
     async def close(self) -> None:
         """End the session."""

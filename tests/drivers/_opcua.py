@@ -1,4 +1,5 @@
-"""A real asyncua cabinet server (the simulator's) for driver tests, restartable on its port."""
+"""A real asyncua cabinet server (the simulator's) for driver tests, restartable on its port;
+a TCP proxy that can go silent; certificates for the security tests."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ import contextlib
 import itertools
 import socket
 import time
+from pathlib import Path
 from typing import Any
+
+from asyncua.crypto.cert_gen import (
+    dump_private_key_as_pem,
+    generate_private_key,
+    generate_self_signed_app_certificate,
+)
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from contracts.config import DeviceConfig
 from hardware.inventory import build_inventory
@@ -105,3 +115,82 @@ async def until(cond: Any, timeout_s: float, what: str) -> Any:
             return got
         await asyncio.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def make_cert(folder: Path, name: str, uri: str, use: x509.ObjectIdentifier) -> tuple[Path, Path]:
+    """A self-signed application certificate (DER) and its key (PEM) in ``folder``."""
+    key = generate_private_key()
+    cert = generate_self_signed_app_certificate(
+        key,
+        name,
+        {"organizationName": "Rongguan test"},
+        [x509.UniformResourceIdentifier(uri), x509.DNSName("localhost")],
+        [use],
+    )
+    cert_path, key_path = folder / f"{name}.der", folder / f"{name}.pem"
+    cert_path.write_bytes(cert.public_bytes(Encoding.DER))
+    key_path.write_bytes(dump_private_key_as_pem(key))
+    return cert_path, key_path
+
+
+class SilentProxy:
+    """A loopback TCP proxy in front of a server that can stop forwarding without closing
+    any connection: the server looks alive to TCP but answers nothing (a hung device,
+    a stalled link). New connections are accepted and held the same way."""
+
+    def __init__(self, upstream_port: int):
+        self.upstream_port = upstream_port
+        self.port = 0
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+        self.connections = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def endpoint(self) -> str:
+        return f"opc.tcp://127.0.0.1:{self.port}"
+
+    async def start(self) -> SilentProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self
+
+    def pause(self) -> None:
+        """Stop forwarding in both directions; sockets stay open."""
+        self.flowing.clear()
+
+    def resume(self) -> None:
+        """Forward again (what was held is delivered late)."""
+        self.flowing.set()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        await self.flowing.wait()
+        try:
+            up_r, up_w = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            writer.close()
+            return
+        for src, dst in ((reader, up_w), (up_r, writer)):
+            task = asyncio.create_task(self._pump(src, dst))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        try:
+            while data := await src.read(65536):
+                await self.flowing.wait()
+                dst.write(data)
+                await dst.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            dst.close()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -7,36 +7,14 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from asyncua.crypto.cert_gen import (
-    dump_private_key_as_pem,
-    generate_private_key,
-    generate_self_signed_app_certificate,
-)
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from drivers import BadConfig, DriverError
 from drivers.opcua import OpcUaDriver
 from hardware.sim.opcua_server import ServerSecurity
-from tests.drivers._opcua import CabinetServer
+from tests.drivers._opcua import CabinetServer, make_cert
 
 SERVER_URI = "urn:freeopcua:python:server"  # asyncua's default server application URI
-
-
-def _cert(folder: Path, name: str, uri: str, use: x509.ObjectIdentifier) -> tuple[Path, Path]:
-    key = generate_private_key()
-    cert = generate_self_signed_app_certificate(
-        key,
-        name,
-        {"organizationName": "Rongguan test"},
-        [x509.UniformResourceIdentifier(uri), x509.DNSName("localhost")],
-        [use],
-    )
-    cert_path, key_path = folder / f"{name}.der", folder / f"{name}.pem"
-    cert_path.write_bytes(cert.public_bytes(Encoding.DER))
-    key_path.write_bytes(dump_private_key_as_pem(key))
-    return cert_path, key_path
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +22,11 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("pki")
     trusted = root / "trusted"
     trusted.mkdir()
-    srv_cert, srv_key = _cert(root, "server", SERVER_URI, ExtendedKeyUsageOID.SERVER_AUTH)
-    cli_cert, cli_key = _cert(
+    srv_cert, srv_key = make_cert(root, "server", SERVER_URI, ExtendedKeyUsageOID.SERVER_AUTH)
+    cli_cert, cli_key = make_cert(
         root, "agent", "urn:rongguan:agent:test", ExtendedKeyUsageOID.CLIENT_AUTH
     )
-    bad_cert, bad_key = _cert(
+    bad_cert, bad_key = make_cert(
         root, "stranger", "urn:rongguan:stranger", ExtendedKeyUsageOID.CLIENT_AUTH
     )
     (trusted / "agent.der").write_bytes(cli_cert.read_bytes())
