@@ -170,6 +170,11 @@ class DeviceConfig(_Model):
     )  # protocol-specific, e.g. OPC-UA node prefix
     interval_s: float = Field(5.0, gt=0, le=86400)
     timeout_s: float = Field(3.0, gt=0, le=600)
+    # On a shared line (a Modbus gateway's one connection) a higher priority's request goes
+    # before queued lower ones, so an overloaded line slows the low ones first.
+    priority: Literal["high", "normal", "low"] = "normal"
+    # Modbus: extra tries of a read that timed out or found the device busy (05/06/0B).
+    retries: int = Field(0, ge=0, le=5)
     name: str = ""
     location: Location | None = None
     attrs: dict[str, str] = Field(default_factory=dict)  # road_class, fleet, company, plate, ...
@@ -194,6 +199,7 @@ class BufferConfig(_Model):
 
     path: str = "agent-buffer.db"
     max_batches: int = Field(100_000, ge=1)
+    max_bytes: int = Field(0, ge=0)  # summed payload bytes; 0: no byte quota
     policy: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
 
 
@@ -288,6 +294,8 @@ class IngestConfig(_Model):
     limits: dict[str, tuple[float, float]] = Field(default_factory=dict)  # "kind.field": [lo, hi]
     max_future_s: float = Field(300.0, gt=0)
     max_past_s: float = Field(7 * 86400.0, gt=0)
+    # Prometheus /metrics; worker of partition p listens on metrics_port + p; 0 = any free port
+    metrics_port: int | None = Field(None, ge=0, le=65535)
 
     @field_validator("limits")
     @classmethod

@@ -23,6 +23,7 @@ def make_client(
     *,
     will: tuple[str, bytes] | None = None,
     clean_start: bool = True,
+    manual_ack: bool = False,
 ) -> mqtt.Client:
     """A MQTT 3.1.1 client (not yet connected) with auth, a bounded in-flight window and
     an optional retained last will ``(topic, payload)``.
@@ -35,6 +36,7 @@ def make_client(
         client_id=cid,
         protocol=mqtt.MQTTv311,
         clean_session=clean_start,
+        manual_ack=manual_ack,  # the caller PUBACKs received QoS 1 messages itself (client.ack)
     )
     if broker.username:
         client.username_pw_set(broker.username, broker.password)

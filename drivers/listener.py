@@ -6,20 +6,43 @@ and each driver attaches its identity (MN or phone number) as a route. Frames ar
 to the driver's ``accept`` method; frames for unknown identities and bad frames are
 counted on the listener. A driver's close() never stops the listener (other devices, and
 the same device after a reconnect, still need it); the pool is stopped by the agent.
+
+Durable replies: when the agent sets the pool's ``commit`` hook, pushed rows go straight
+to its outbox and a reply the frame asks for is sent only once :meth:`Listener.durable`
+says the rows are committed to the disk buffer. It waits at most ``REPLY_WAIT_S`` and for
+at most ``MAX_WAITING_REPLIES`` frames per listener; a refused, late or excess frame gets
+no reply (counted as ``replies_withheld``) so the device sends it again, as its protocol's
+retransmission intends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from contracts.telemetry import TelemetryRow
 from drivers.base import BadConfig, DeviceUnavailable
 
-__all__ = ["Listener", "ListenerPool", "ConnectionHandler", "default_pool"]
+__all__ = [
+    "Listener",
+    "ListenerPool",
+    "ConnectionHandler",
+    "CommitHook",
+    "default_pool",
+    "REPLY_WAIT_S",
+    "MAX_WAITING_REPLIES",
+]
 
 log = logging.getLogger(__name__)
+
+REPLY_WAIT_S = 5.0  # below the usual device reply timeouts (HJ 212 and JT/T 808: 5-10 s)
+MAX_WAITING_REPLIES = 4096
+
+# (device id, rows) -> a future that is True once the rows are committed on disk
+CommitHook = Callable[[str, list[TelemetryRow]], "asyncio.Future[bool]"]
 
 # (listener, reader, writer) -> runs until the peer goes away
 ConnectionHandler = Callable[
@@ -42,8 +65,12 @@ class Listener:
             "bad_frames": 0,
             "unknown_ids": 0,
             "replies": 0,
+            "replies_withheld": 0,  # rows not committed (refused, too slow, too many waiting)
         }
         self.last_error = ""
+        self.commit: CommitHook | None = None
+        self.waiting = 0  # frames whose reply waits for the disk
+        self._withheld_logged = -30.0
         self._server: asyncio.Server | None = None
         self._conns: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._start_lock = asyncio.Lock()
@@ -63,6 +90,33 @@ class Listener:
         """Count and log a frame from a device this agent does not own."""
         self.counters["unknown_ids"] += 1
         log.warning("%s listener %s:%d: unknown device %r from %s", *self._where(), ident, peer)
+
+    async def durable(self, committed: asyncio.Future[bool] | None) -> bool:
+        """Wait until a frame's rows are on disk; False: send the device no reply."""
+        if committed is None:
+            return True  # no rows in the frame, or no agent buffer behind this listener
+        if self.waiting >= MAX_WAITING_REPLIES:
+            ok = False
+        else:
+            self.waiting += 1
+            try:
+                ok = await asyncio.wait_for(committed, REPLY_WAIT_S)
+            except TimeoutError:
+                ok = False
+            finally:
+                self.waiting -= 1
+        if not ok:
+            self.counters["replies_withheld"] += 1
+            now = time.monotonic()
+            if now - self._withheld_logged >= 30.0:  # a full disk refuses every frame
+                self._withheld_logged = now
+                log.warning(
+                    "%s listener %s:%d: rows not committed to the buffer, no reply sent (the "
+                    "device resends); %d replies withheld so far",
+                    *self._where(),
+                    self.counters["replies_withheld"],
+                )
+        return ok
 
     def _where(self) -> tuple[str, str, int]:
         return self.protocol, self.host, self.port
@@ -121,6 +175,18 @@ class ListenerPool:
 
     def __init__(self) -> None:
         self.listeners: dict[tuple[str, int], Listener] = {}
+        self._commit: CommitHook | None = None
+
+    @property
+    def commit(self) -> CommitHook | None:
+        """Where pushed rows go to be committed before a reply (None: drivers buffer them)."""
+        return self._commit
+
+    @commit.setter
+    def commit(self, hook: CommitHook | None) -> None:
+        self._commit = hook
+        for lst in self.listeners.values():
+            lst.commit = hook
 
     def attach(
         self,
@@ -135,6 +201,7 @@ class ListenerPool:
         lst = self.listeners.get((host, port))
         if lst is None:
             lst = self.listeners[(host, port)] = Listener(protocol, host, port, handler)
+            lst.commit = self._commit
         elif lst.protocol != protocol:
             raise BadConfig(
                 f"endpoint tcp://{host}:{port} is already a {lst.protocol} listener, "

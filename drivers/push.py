@@ -3,10 +3,15 @@
 Rows handed over by the listener wait in a bounded deque (oldest dropped first, counted)
 that read() drains. A device that has sent nothing for ``stale_s`` (or never) fails its
 poll with DeviceTimeout, so the supervisor's availability follows the device.
+
+Under an agent (the listener has a ``commit`` hook) rows skip that deque: they go
+straight to the agent's outbox, and push() returns the future the listener awaits before
+replying, so a device is never told that rows arrived before they are on disk.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from typing import Any
@@ -44,14 +49,20 @@ class PushDriver:
         self._last_frame = time.monotonic()
         self.counters["frames"] += 1
 
-    def push(self, rows: list[TelemetryRow]) -> None:
-        """Buffer the rows of one frame; the oldest frame goes when the buffer is full."""
+    def push(self, rows: list[TelemetryRow]) -> asyncio.Future[bool] | None:
+        """Hand over the rows of one frame; a future when they are committed via the agent.
+
+        Without a commit hook they wait in the deque (the oldest frame goes when it is full).
+        """
         if not rows:
-            return
+            return None
+        if self.listener.commit is not None:
+            return self.listener.commit(self.device.id, rows)
         if len(self._rows) >= self.max_buffered:
             self._rows.popleft()
             self.counters["dropped_frames"] += 1
         self._rows.append(rows)
+        return None
 
     def reject(self, reason: str) -> None:
         """Count a frame from this device that could not be used."""

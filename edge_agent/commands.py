@@ -6,8 +6,12 @@ Each command gets its acks on ``cmd-ack/<agent>``::
                                                      ↘ FAILED
     REJECTED (not ours, unsupported, bad params) and EXPIRED (older than its TTL) end it early.
 
-Commands are idempotent by id: a repeat gets the latest ack again and is not executed
-twice. Every step is logged on the ``rongguan.audit`` logger.
+Commands are idempotent by id, across restarts too: a repeat gets the latest ack again
+(from memory, or from the persistent :class:`~edge_agent.command_log.CommandLog`) and is
+not executed twice. The TTL is checked on arrival and again right before the command is
+handed to the device. Every step is written to the command log's audit table and logged
+on the ``rongguan.audit`` logger. A command a previous run left unfinished (killed while
+it ran) is closed as FAILED at start, never retried: whether the device acted is unknown.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from contracts.commands import Command, CommandAck, CommandState
 from contracts.telemetry import TelemetryRow
 from drivers import DriverError, WriteRejected
 from drivers.registry import check_command
+from edge_agent.command_log import CommandLog
 from edge_agent.supervisor import DeviceSupervisor
 
 __all__ = ["CommandExecutor", "RECENT_IDS"]
@@ -45,15 +50,33 @@ class CommandExecutor:
         supervisors: dict[str, DeviceSupervisor],
         publish_ack: Callable[[CommandAck], None],
         on_readback: Callable[[list[TelemetryRow]], None],
+        command_log: CommandLog | None = None,
     ):
         self.agent_id = agent_id
         self.supervisors = supervisors
         self._publish_ack = publish_ack
         self._on_readback = on_readback
+        self.log = command_log
         self._recent: OrderedDict[str, CommandAck] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
+        # One command at a time per device, queued here so the TTL is checked after the wait.
+        self._device_locks: dict[str, asyncio.Lock] = {}
         self.counters = {state.value: 0 for state in CommandState}
-        self.counters.update({"bad_payloads": 0, "duplicates": 0})
+        self.counters.update({"bad_payloads": 0, "duplicates": 0, "interrupted": 0})
+
+    def recover(self) -> None:
+        """Close the commands a previous run left unfinished as FAILED (acked and audited)."""
+        if self.log is None:
+            return
+        for ack in self.log.unfinished():
+            self.counters["interrupted"] += 1
+            self._ack(
+                ack.command_id,
+                ack.device_id,
+                CommandState.FAILED,
+                f"agent restarted while the command was {ack.state.value}; outcome unknown, "
+                "not retried",
+            )
 
     def _ack(
         self,
@@ -76,6 +99,8 @@ class CommandExecutor:
         while len(self._recent) > RECENT_IDS:
             self._recent.popitem(last=False)
         self.counters[state.value] += 1
+        if self.log is not None:
+            self.log.record(ack, cmd)
         who = (
             f" by={cmd.issued_by} role={cmd.role} reason={cmd.reason!r} action={cmd.action} params={json.dumps(cmd.params)}"
             if cmd
@@ -100,10 +125,18 @@ class CommandExecutor:
             self.counters["bad_payloads"] += 1
             self._reject_garbage(payload, exc)
             return
-        if cmd.command_id in self._recent:
+        seen = self._recent.get(cmd.command_id)
+        if seen is None and self.log is not None:
+            seen = self.log.get(cmd.command_id)  # seen before a restart
+        if seen is not None:
             self.counters["duplicates"] += 1
-            audit.info("command=%s duplicate, not executed again", cmd.command_id)
-            self._publish_ack(self._recent[cmd.command_id])
+            audit.info(
+                "command=%s duplicate (state %s), not executed again", cmd.command_id, seen.state
+            )
+            if self.log is not None:
+                detail = f"redelivered; answered with its recorded state {seen.state.value}"
+                self.log.audit(cmd.command_id, cmd.device_id, "duplicate", detail, cmd)
+            self._publish_ack(seen)
             return
         sup = self.supervisors.get(cmd.device_id)
         if sup is None:
@@ -157,7 +190,16 @@ class CommandExecutor:
     async def _execute(
         self, cmd: Command, sup: DeviceSupervisor, expected: dict[str, float]
     ) -> None:
+        lock = self._device_locks.setdefault(cmd.device_id, asyncio.Lock())
+        async with lock:
+            await self._run(cmd, sup, expected)
+
+    async def _run(self, cmd: Command, sup: DeviceSupervisor, expected: dict[str, float]) -> None:
         cid, dev = cmd.command_id, cmd.device_id
+        if cmd.expired():  # it may have waited behind other commands for this device
+            detail = f"older than its ttl of {cmd.ttl_s} s before it could be sent"
+            self._ack(cid, dev, CommandState.EXPIRED, detail, cmd=cmd)
+            return
         self._ack(cid, dev, CommandState.SENT, f"{cmd.action} {json.dumps(cmd.params)}", cmd=cmd)
         try:
             readback = await sup.execute(cmd.action, cmd.params)

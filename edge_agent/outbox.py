@@ -6,25 +6,41 @@
 
 Batches are flushed every ``max_delay_s`` or at ``max_rows``. At most ``window`` batches
 are handed to paho and not yet acknowledged, so paho's 16-bit packet ids never wrap.
+
+Pushing devices are answered only once their rows are on disk: :meth:`Outbox.commit`
+returns a future that is True once the rows are in a committed batch (group commit
+within ``COMMIT_DELAY_S``), False when the buffer refused them (quota with drop_newest,
+disk error) - the device then gets no reply and resends. At most ``MAX_WAITERS`` such
+futures wait at a time; more are refused at once (counted).
+
+When the disk refuses a batch (full, I/O error) it is counted, logged and kept in a
+bounded memory queue (``SPILL_MAX``, oldest dropped, counted) that is published after the
+stored batches, so fresh data keeps flowing while the disk is unusable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 
 from contracts import topics
 from contracts.config import BatchConfig
 from contracts.telemetry import TelemetryBatch, TelemetryRow
 from contracts.telemetry_arrow import encode_batch
-from edge_agent.buffer import DiskBuffer
+from edge_agent.buffer import DiskBuffer, StoreError
 from edge_agent.link import MqttLink
 
-__all__ = ["Outbox"]
+__all__ = ["Outbox", "COMMIT_DELAY_S", "MAX_WAITERS", "SPILL_MAX"]
 
 log = logging.getLogger(__name__)
+
+COMMIT_DELAY_S = 0.02  # group commit: rows waiting for a reply are flushed this soon
+MAX_WAITERS = 10_000  # commit futures pending at once (one per frame awaiting its reply)
+SPILL_MAX = 1_000  # batches kept in memory while the disk refuses writes
+_LOG_EVERY_S = 30.0
 
 
 class Outbox:
@@ -51,12 +67,21 @@ class Outbox:
         self._inflight: dict[int, tuple[int, bool]] = {}  # mid -> (row id, stored offline)
         self._cursor = 0  # highest row id handed to paho
         self._wake = asyncio.Event()
+        self._waiters: list[asyncio.Future[bool]] = []
+        self._commit_timer: asyncio.TimerHandle | None = None
+        self._spill: deque[tuple[str, bytes]] = deque()
+        self._last_error_log = -_LOG_EVERY_S
         self.counters = {
             "rows": 0,
             "batches": 0,
             "batches_published": 0,
             "batches_buffered": 0,
             "batches_replayed": 0,
+            "disk_errors": 0,  # writes, reads or deletes the disk refused
+            "batches_spilled": 0,  # kept in memory (not crash-safe) because the disk refused
+            "spill_dropped": 0,
+            "commits_waited": 0,  # commit futures handed out
+            "commits_refused": 0,  # ... answered False (not stored, or too many waiting)
         }
         link.on_puback = self._on_puback
         link.on_connected.append(self._wake.set)
@@ -72,9 +97,33 @@ class Outbox:
         if len(self._rows) >= self.batch.max_rows:
             self.flush()
 
+    def commit(self, rows: list[TelemetryRow]) -> asyncio.Future[bool]:
+        """Queue rows; the future is True once they are in a committed batch on disk."""
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.counters["commits_waited"] += 1
+        if len(self._waiters) >= MAX_WAITERS:
+            self.add(rows)  # the rows still travel; only the promise is refused
+            self.counters["commits_refused"] += 1
+            fut.set_result(False)
+            return fut
+        self._waiters.append(fut)  # before add(): a flush inside add() covers these rows
+        self.add(rows)
+        if self._waiters and self._commit_timer is None:
+            self._commit_timer = asyncio.get_running_loop().call_later(
+                min(COMMIT_DELAY_S, self.batch.max_delay_s), self._commit_due
+            )
+        return fut
+
+    def _commit_due(self) -> None:
+        self._commit_timer = None
+        if self._waiters:
+            self.flush()
+
     def flush(self) -> None:
         """Turn the queued rows into batches (one per partition) on disk."""
         rows, self._rows = self._rows, []
+        waiters, self._waiters = self._waiters, []
+        durable = True
         while rows:
             chunk, rows = rows[: self.batch.max_rows], rows[self.batch.max_rows :]
             groups: dict[int, list[TelemetryRow]] = defaultdict(list)
@@ -84,33 +133,72 @@ class Outbox:
                 )
                 groups[part].append(r)
             for part, part_rows in sorted(groups.items()):
-                self._store(part, part_rows)
+                durable = self._store(part, part_rows) and durable
+        # One refused batch fails every waiter of this flush: a device told nothing resends,
+        # which at worst duplicates rows, never loses them.
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(durable)
+                if not durable:
+                    self.counters["commits_refused"] += 1
         self._wake.set()
 
-    def _store(self, partition: int, rows: list[TelemetryRow]) -> None:
+    def _disk_error(self, what: str, exc: Exception) -> None:
+        self.counters["disk_errors"] += 1
+        now = time.monotonic()
+        if now - self._last_error_log >= _LOG_EVERY_S:  # a full disk fails every batch
+            self._last_error_log = now
+            log.error(
+                "disk buffer %s: %s failed (%d disk errors so far; batches kept in memory, "
+                "not crash-safe, until the disk takes writes again): %s",
+                self.buffer.path,
+                what,
+                self.counters["disk_errors"],
+                exc,
+            )
+
+    def _store(self, partition: int, rows: list[TelemetryRow]) -> bool:
+        """Store one batch; True when it is committed on disk."""
         batch = TelemetryBatch(
             agent=self.agent_id, seq=self.buffer.next_seq(), sent_ns=time.time_ns()
         )
         batch.extend(rows)
         offline = not self.link.connected.is_set()
-        kept = self.buffer.put(
-            topics.telemetry(partition, self.agent_id),
-            encode_batch(batch),  # wire v2 (Arrow IPC); receivers also accept v1 JSON
-            offline=offline,
-            keep_after=self._cursor,
-        )
+        topic = topics.telemetry(partition, self.agent_id)
+        payload = encode_batch(batch)  # wire v2 (Arrow IPC); receivers also accept v1 JSON
         self.counters["batches"] += 1
+        if self._spill:  # keep the order: while batches wait in memory, new ones queue behind
+            self._spill_batch(topic, payload)
+            return False
+        try:
+            kept = self.buffer.put(topic, payload, offline=offline, keep_after=self._cursor)
+        except StoreError as exc:
+            self._disk_error("storing a batch", exc)
+            self._spill_batch(topic, payload)
+            return False
         if offline and kept:
             self.counters["batches_buffered"] += 1
-        if not kept or self.buffer.dropped:
+        if not kept:
             log.debug("buffer full: %d batches dropped so far", self.buffer.dropped)
+        return kept
+
+    def _spill_batch(self, topic: str, payload: bytes) -> None:
+        if len(self._spill) >= SPILL_MAX:
+            self._spill.popleft()
+            self.counters["spill_dropped"] += 1
+        self._spill.append((topic, payload))
+        self.counters["batches_spilled"] += 1
 
     def _on_puback(self, mid: int) -> None:
         entry = self._inflight.pop(mid, None)
         if entry is None:
             return  # status or availability messages
         row_id, offline = entry
-        self.buffer.delete(row_id)
+        if row_id:  # 0: a batch from the memory queue, not on disk
+            try:
+                self.buffer.delete(row_id)
+            except sqlite3.Error as exc:  # it is sent again after a restart: a duplicate
+                self._disk_error("deleting an acknowledged batch", exc)
         self.counters["batches_published"] += 1
         if offline:
             self.counters["batches_replayed"] += 1
@@ -121,10 +209,22 @@ class Outbox:
         room = self.window - len(self._inflight)
         if room <= 0 or not self.link.connected.is_set():
             return
-        for item in self.buffer.after(self._cursor, room):
+        try:
+            items = self.buffer.after(self._cursor, room)
+        except sqlite3.Error as exc:
+            self._disk_error("reading batches", exc)
+            return  # not the memory queue either: it must go after the stored batches
+        for item in items:
             mid = self.link.publish(item.topic, item.payload, qos=1)
             self._inflight[mid] = (item.id, item.offline)
             self._cursor = item.id
+        room -= len(items)
+        if items and room <= 0:
+            return
+        while self._spill and room > 0:  # only once every stored batch is on its way
+            topic, payload = self._spill.popleft()
+            self._inflight[self.link.publish(topic, payload, qos=1)] = (0, False)
+            room -= 1
 
     async def run(self, stop: asyncio.Event) -> None:
         """Flush on time and send whenever there is room; returns when ``stop`` is set."""
@@ -156,6 +256,10 @@ class Outbox:
         return {
             **self.counters,
             "batches_dropped": self.buffer.dropped,
+            "buffer_bytes": self.buffer.size_bytes(),
+            "buffer_disk_errors": self.buffer.disk_errors,
+            "batches_in_memory": len(self._spill),
+            "commits_waiting": len(self._waiters),
             "batches_inflight": len(self._inflight),
             "buffer_depth": self.buffer.depth(),
             "buffer_oldest_age_s": round(self.buffer.oldest_age_s(), 3),

@@ -2,7 +2,9 @@
 
 A connection is read one CRLF-terminated frame at a time; a bad frame is counted and
 skipped (the next CRLF resynchronises), a line longer than any frame can be closes the
-connection. Replies (CN 9014) go back on the same connection when the frame asks.
+connection. Replies (CN 9014) go back on the same connection when the frame asks, and
+only once the frame's rows are committed to the agent's disk buffer (no reply when they
+are not: the monitor resends).
 """
 
 from __future__ import annotations
@@ -34,16 +36,16 @@ class Hj212Driver(PushDriver):
     def _ident(self) -> str:
         return f"MN {self.settings.mn}"
 
-    def accept(self, frame: Hj212Frame) -> None:
-        """Take one decoded frame routed to this device."""
+    def accept(self, frame: Hj212Frame) -> asyncio.Future[bool] | None:
+        """Take one decoded frame routed to this device; a future while its rows commit."""
         self.seen()
         try:
             rows = frame_rows(frame, self.settings, self.device.id, self.device.kind)
         except FrameError as exc:
             self.reject(str(exc))
             log.warning("%s: unusable frame: %s", self.device.id, exc)
-            return
-        self.push(rows)
+            return None
+        return self.push(rows)
 
 
 async def _read_frame(reader: asyncio.StreamReader) -> bytes:
@@ -74,9 +76,10 @@ async def serve_connection(
         if driver is None:
             listener.unknown(frame.mn, peer)
             continue
-        driver.accept(frame)
+        committed = driver.accept(frame)
         reply = build_reply(frame)
-        if reply is not None:
+        # Waiting here also holds back this connection's next frames: replies stay in order.
+        if reply is not None and await listener.durable(committed):
             writer.write(reply)
             await writer.drain()
             listener.counters["replies"] += 1

@@ -4,7 +4,9 @@ Every 0x7e-delimited chunk of the stream is one frame candidate (back-to-back fl
 empty chunks, which are skipped, so shared or doubled flags both work). The platform
 answers on the same connection: 0x8100 to a registration, 0x8001 to everything else
 (0 ok, 1 failed, 2 bad message, 3 unsupported). A frame whose header cannot be decoded
-gets no reply (there is no serial to answer) and is counted on the listener.
+gets no reply (there is no serial to answer) and is counted on the listener. A location
+is answered only once its rows are committed to the agent's disk buffer; when they are
+not, the terminal gets no reply and resends (its retransmission is for exactly that).
 """
 
 from __future__ import annotations
@@ -41,27 +43,30 @@ class Jt808Driver(PushDriver):
     def _ident(self) -> str:
         return f"phone {self.settings.phone}"
 
-    def accept(self, frame: Jt808Frame) -> int:
-        """Handle one frame of this terminal; the result code for the general reply."""
+    def accept(self, frame: Jt808Frame) -> tuple[int, asyncio.Future[bool] | None]:
+        """Handle one frame of this terminal: the general reply's result code, and the
+        future of its rows' commit (None: nothing to wait for)."""
         self.seen()
         try:
             body = m.decode_body(frame)
         except FrameError as exc:
             self.reject(str(exc))
             log.warning("%s: bad 0x%04x body: %s", self.device.id, frame.msg_id, exc)
-            return BAD_MESSAGE
+            return BAD_MESSAGE, None
         dev, kind = self.device.id, self.device.kind
         if frame.msg_id == m.LOCATION:
-            self.push(location_rows(body, self.settings, dev, kind))
-        elif frame.msg_id == m.BATCH_LOCATION:
-            for loc in body["items"]:
-                self.push(location_rows(loc, self.settings, dev, kind))
-        elif frame.msg_id == m.AUTH:
+            return OK, self.push(location_rows(body, self.settings, dev, kind))
+        if frame.msg_id == m.BATCH_LOCATION:
+            rows = [
+                r for loc in body["items"] for r in location_rows(loc, self.settings, dev, kind)
+            ]
+            return OK, self.push(rows)  # one commit for the batch: one reply covers it
+        if frame.msg_id == m.AUTH:
             self.authenticated = body.get("auth_code") == auth_code_for(self.settings.phone)
-            return OK if self.authenticated else FAILED
-        elif frame.msg_id not in (m.HEARTBEAT, m.REGISTER):
-            return UNSUPPORTED
-        return OK
+            return (OK if self.authenticated else FAILED), None
+        if frame.msg_id not in (m.HEARTBEAT, m.REGISTER):
+            return UNSUPPORTED, None
+        return OK, None
 
 
 class _Replier:
@@ -80,7 +85,7 @@ class _Replier:
         self.listener.counters["replies"] += 1
 
 
-def _reply(r: _Replier, frame: Jt808Frame, driver: Jt808Driver | None) -> None:
+async def _reply(r: _Replier, frame: Jt808Frame, driver: Jt808Driver | None) -> None:
     if frame.msg_id == m.REGISTER:
         if driver is None:
             r.send(frame, m.REGISTER_REPLY, m.register_reply_body(frame.serial, 4, ""))
@@ -96,7 +101,9 @@ def _reply(r: _Replier, frame: Jt808Frame, driver: Jt808Driver | None) -> None:
         r.send(frame, m.REGISTER_REPLY, m.register_reply_body(frame.serial, OK, code))
         driver.counters["replies"] += 1
         return
-    result = FAILED if driver is None else driver.accept(frame)
+    result, committed = (FAILED, None) if driver is None else driver.accept(frame)
+    if not await r.listener.durable(committed):
+        return
     r.send(frame, m.GENERAL_REPLY, m.general_reply_body(frame.serial, frame.msg_id, result))
     if driver is not None:
         driver.counters["replies"] += 1
@@ -125,5 +132,5 @@ async def serve_connection(
         driver = listener.routes.get(frame.phone)
         if driver is None:
             listener.unknown(frame.phone, peer)
-        _reply(replier, frame, driver)
+        await _reply(replier, frame, driver)
         await writer.drain()

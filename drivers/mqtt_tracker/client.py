@@ -3,6 +3,11 @@
 Fixes are decoded in paho's network thread (``hub.TrackerHub`` routes them by topic) and
 kept in a bounded deque (oldest dropped first, counted) that read() drains; the
 supervisor polls it like any other device.
+
+Under an agent (:meth:`MqttTrackerDriver.use_commit`) the hub runs in durable mode: the
+rows of a fix go straight to the agent's outbox, and the fix's PUBACK is sent only once
+they are committed to disk. A fix the buffer refuses is not acked (counted); the broker
+keeps it and sends it again on the hub's next connection (see ``hub``).
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import asyncio
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from contracts.commands import CommandAction
@@ -20,6 +27,10 @@ from drivers.base import DeviceTimeout, DeviceUnavailable, WriteRejected
 from drivers.mqtt_tracker import hub as hubs
 from drivers.mqtt_tracker.codec import FixError, decode_fix
 from drivers.mqtt_tracker.config import settings_for
+from drivers.mqtt_tracker.hub import Ack
+
+# (device id, rows) -> future True once committed on disk (the agent's outbox)
+Commit = Callable[[str, list[TelemetryRow]], "asyncio.Future[bool]"]
 
 __all__ = ["MqttTrackerDriver"]
 
@@ -39,15 +50,23 @@ class MqttTrackerDriver:
         self._lock = threading.Lock()
         self._hub: hubs.TrackerHub | None = None
         self._ready = asyncio.Event()
-        self._counters = {"fixes": 0, "bad_fixes": 0, "dropped_fixes": 0}
+        self._counters = {"fixes": 0, "bad_fixes": 0, "dropped_fixes": 0, "acks_withheld": 0}
         self.last_error = ""
+        self._session: str | None = None
+        self._commit: Commit | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def use_commit(self, session: str, commit: Commit) -> None:
+        """Durable mode: PUBACK a fix only once ``commit`` has its rows on disk."""
+        self._session, self._commit = session, commit
 
     def stats(self) -> dict[str, int]:
         """Fixes received, rejected and dropped."""
         with self._lock:
             return dict(self._counters)
 
-    def _on_payload(self, payload: bytes) -> None:
+    def _on_payload(self, payload: bytes, ack: Ack | None = None) -> None:
+        """In paho's thread: decode, then commit (durable mode) or keep for read()."""
         try:
             rows = decode_fix(payload, self.settings.profile, self.device.id, self.device.kind)
         except FixError as exc:
@@ -55,7 +74,16 @@ class MqttTrackerDriver:
                 self._counters["bad_fixes"] += 1
                 self.last_error = str(exc)
             log.debug("%s: bad fix: %s", self.device.id, exc)
+            if ack is not None:
+                ack()  # sending it again would not make it readable
             return
+        if ack is not None and self._commit is not None and self._loop is not None:
+            with self._lock:
+                self._counters["fixes"] += 1
+            self._loop.call_soon_threadsafe(self._commit_fix, rows, ack)
+            return
+        if ack is not None:
+            ack()
         with self._lock:
             self._counters["fixes"] += 1
             if len(self._rows) >= self.settings.max_buffered:
@@ -63,10 +91,24 @@ class MqttTrackerDriver:
                 self._counters["dropped_fixes"] += 1
             self._rows.append(rows)
 
+    def _commit_fix(self, rows: list[TelemetryRow], ack: Ack) -> None:
+        assert self._commit is not None
+        self._commit(self.device.id, rows).add_done_callback(partial(self._committed, ack))
+
+    def _committed(self, ack: Ack, fut: asyncio.Future[bool]) -> None:
+        if not fut.cancelled() and fut.result():
+            ack()
+            return
+        with self._lock:
+            self._counters["acks_withheld"] += 1
+        if self._hub is not None:
+            self._hub.redeliver()
+
     async def connect(self) -> None:
         """Attach the topic to the agent's shared MQTT connection; wait until it is up."""
         if self._hub is None:
-            self._hub = hubs.acquire(self.broker)
+            self._loop = asyncio.get_running_loop()
+            self._hub = hubs.acquire(self.broker, self._session if self._commit else None)
             self._ready = self._hub.attach(self.settings.topic, self._on_payload)
         try:  # subscribed (SUBACK), not merely connected: nothing sent after is missed
             await asyncio.wait_for(self._ready.wait(), self.device.timeout_s)

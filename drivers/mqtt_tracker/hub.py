@@ -5,6 +5,14 @@ each: at city scale (10,000+ trucks on one agent) that is 10,000 threads. The hu
 one paho client per broker and event loop; each driver attaches its topic and gets the
 messages of that topic handed to it (in paho's thread; the driver keeps its own bounded
 buffer). The last driver to detach stops the client.
+
+Durable mode (a ``session`` name, given by an agent): the hub keeps a persistent broker
+session (stable client id, clean session off) and acknowledges each QoS 1 message itself
+(paho's ``manual_ack``): the handler gets an ``ack`` callable to call once the message's
+rows are committed to disk. A message never acked stays with the broker, which sends it
+again on the session's next connection; :meth:`TrackerHub.redeliver` makes that
+connection happen (at most every ``REDELIVER_AFTER_S``), and an agent killed before its
+commit gets the message again when it comes back.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -25,15 +34,20 @@ __all__ = ["TrackerHub", "acquire", "release"]
 
 log = logging.getLogger(__name__)
 _SUBSCRIBE_CHUNK = 500  # topics per SUBSCRIBE packet when (re)connecting
+REDELIVER_AFTER_S = 5.0
 
-Handler = Callable[[bytes], None]
+Ack = Callable[[], None]
+Handler = Callable[[bytes, Ack | None], None]  # (payload, ack: None when already acked)
 
 
 class TrackerHub:
     """A shared paho client: topic -> handler, resubscribed on every reconnect."""
 
-    def __init__(self, broker: BrokerConfig, loop: asyncio.AbstractEventLoop):
+    def __init__(
+        self, broker: BrokerConfig, loop: asyncio.AbstractEventLoop, session: str | None = None
+    ):
         self.broker = broker
+        self.session = session
         self.users = 0
         self._loop = loop
         self._routes: dict[str, Handler] = {}
@@ -43,6 +57,9 @@ class TrackerHub:
         self._up = False  # paho's view of the session, under the lock (see attach)
         self.connected = asyncio.Event()  # set on the event loop
         self.unrouted = 0  # messages for a tracker detached since the subscription
+        self.reconnects_for_redelivery = 0
+        self._redeliver: asyncio.TimerHandle | None = None
+        self._cycling: asyncio.Task[None] | None = None
         self._client: mqtt.Client | None = None
 
     def _soon(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -87,16 +104,43 @@ class TrackerHub:
         for ev in self._ready.values():
             ev.clear()
 
-    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        ack = partial(client.ack, msg.mid, msg.qos) if self.session and msg.qos else None
         handler = self._routes.get(msg.topic)
         if handler is None:
             self.unrouted += 1
+            if ack is not None:
+                ack()  # nobody here wants it: keeping it would only block the session
             return
-        handler(msg.payload)
+        handler(msg.payload, ack)
 
     def counters(self) -> dict[str, int]:
-        """Messages the broker delivered for no attached tracker."""
-        return {"unrouted_messages": self.unrouted}
+        """Messages the broker delivered for no attached tracker; reconnects for redelivery."""
+        return {
+            "unrouted_messages": self.unrouted,
+            "reconnects_for_redelivery": self.reconnects_for_redelivery,
+        }
+
+    def redeliver(self) -> None:
+        """Messages were left unacked: reconnect soon, so the broker sends them again."""
+        if self._redeliver is None and self._client is not None:
+            self._redeliver = self._loop.call_later(REDELIVER_AFTER_S, self._spawn_cycle)
+
+    def _spawn_cycle(self) -> None:
+        self._redeliver = None
+        task = self._loop.create_task(self._cycle())
+        self._cycling = task  # keep a reference until it is done
+
+    async def _cycle(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        self.reconnects_for_redelivery += 1
+        client.disconnect()
+        await asyncio.to_thread(client.loop_stop)
+        self._lost()
+        if self.users > 0 and self._client is None:  # attach() may have started one meanwhile
+            self._start()
 
     def attach(self, topic: str, handler: Handler) -> asyncio.Event:
         """Route ``topic`` to ``handler``; the event is set once the broker acked it."""
@@ -121,7 +165,12 @@ class TrackerHub:
                 self._client.unsubscribe(topic)
 
     def _start(self) -> None:
-        client = make_client(self.broker, "rg-trk-hub")
+        if self.session:  # durable: the same session (and its unacked messages) every time
+            client = make_client(
+                self.broker, f"rg-trk-{self.session}", clean_start=False, manual_ack=True
+            )
+        else:
+            client = make_client(self.broker, "rg-trk-hub")
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
@@ -132,6 +181,9 @@ class TrackerHub:
 
     async def stop(self) -> None:
         """Disconnect and stop paho's thread."""
+        if self._redeliver is not None:
+            self._redeliver.cancel()
+            self._redeliver = None
         client, self._client = self._client, None
         if client is not None:
             client.disconnect()
@@ -142,10 +194,11 @@ class TrackerHub:
 _HUBS: Shared[TrackerHub] = Shared("tracker")
 
 
-def acquire(broker: BrokerConfig) -> TrackerHub:
-    """The running loop's hub for this broker, with one more user."""
+def acquire(broker: BrokerConfig, session: str | None = None) -> TrackerHub:
+    """The running loop's hub for this broker (and durable session), with one more user."""
     loop = asyncio.get_running_loop()
-    return _HUBS.acquire((broker.url, broker.username), lambda: TrackerHub(broker, loop))
+    key = (broker.url, broker.username, session)
+    return _HUBS.acquire(key, lambda: TrackerHub(broker, loop, session))
 
 
 async def release(hub: TrackerHub) -> None:
