@@ -3,10 +3,19 @@
 Agent batches arrive in either wire version: v1 JSON (:mod:`contracts.telemetry`) or
 v2 Arrow IPC (:mod:`contracts.telemetry_arrow`, what agents publish). The first bytes
 tell which; both decode column by column, v2 without touching Python objects per row.
+
+A v1 row whose member has the wrong JSON type (a string ``t`` or ``x``, a non-integer
+dictionary index) is refused alone as ``wrong_type`` (:func:`decode_rows`), with the raw
+members in the refused row; the rest of the message goes on. In v2 a type belongs to a
+whole column, so a wrong one refuses the message, as does anything that is not a batch
+at all (bad JSON or Arrow, missing members, unequal columns, an index outside its
+dictionary): :class:`BatchError`.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 from typing import cast
 
 import polars as pl
@@ -14,17 +23,37 @@ import polars as pl
 from contracts.telemetry import COLUMNS, BatchError, TelemetryBatch, parse_v1
 from contracts.telemetry_arrow import WIRE_V2, decode_table, wire_version
 
-__all__ = ["SCHEMA", "batch_to_frame", "decode_frame", "empty_frame"]
+__all__ = [
+    "SCHEMA",
+    "WRONG_SCHEMA",
+    "WRONG_TYPE",
+    "batch_to_frame",
+    "decode_frame",
+    "decode_rows",
+    "empty_frame",
+    "empty_wrong",
+]
 
 #: Column dtypes of a telemetry frame, in :data:`contracts.telemetry.COLUMNS` order.
 SCHEMA: dict[str, pl.DataType] = dict(
     zip(COLUMNS, (pl.Utf8(), pl.Utf8(), pl.Int64(), pl.Utf8(), pl.Float64()))
 )
+#: Refused-at-decode rows: what could be read, the reason, and the raw members as JSON.
+WRONG_SCHEMA: dict[str, pl.DataType] = {**SCHEMA, "reason": pl.Utf8(), "raw": pl.Utf8()}
+#: Reason for a row with a member of the wrong type.
+WRONG_TYPE = "wrong_type"
+_I64 = (-(2**63), 2**63 - 1)
+_F64_MAX = sys.float_info.max  # a larger JSON integer has no float64
 
 
 def empty_frame() -> pl.DataFrame:
     """A telemetry frame with no rows."""
     return pl.DataFrame(schema=SCHEMA)
+
+
+def empty_wrong() -> pl.DataFrame:
+    """A frame of refused-at-decode rows with no rows."""
+    return pl.DataFrame(schema=WRONG_SCHEMA)
 
 
 def batch_to_frame(batch: TelemetryBatch) -> pl.DataFrame:
@@ -37,31 +66,89 @@ def decode_frame(payload: bytes) -> pl.DataFrame:
     """An agent batch (wire v1 JSON or v2 Arrow, sniffed) straight into a frame.
 
     Same acceptance as ``TelemetryBatch.decode`` / ``telemetry_arrow.decode_table`` but
-    without building per-row Python objects. Raises :class:`BatchError`.
+    without building per-row Python objects. Raises :class:`BatchError`, also for a
+    single row of the wrong type (use :func:`decode_rows` to keep the others).
     """
+    good, wrong = decode_rows(payload)
+    if wrong.height:
+        raise BatchError(f"bad column content: {wrong.get_column('raw')[0]}")
+    return good
+
+
+def decode_rows(payload: bytes) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """An agent batch as (good frame, rows of the wrong type); raises :class:`BatchError`."""
     if wire_version(payload) == WIRE_V2:
-        return _decode_v2(payload)
+        return _decode_v2(payload), empty_wrong()
     doc = parse_v1(payload)
-    devices, fields = doc["devices"], doc["fields"]
+    try:
+        dev_ids = [str(dv[0]) for dv in doc["devices"]]
+        kinds = [str(dv[1]) for dv in doc["devices"]]
+        names = [str(v) for v in doc["fields"]]
+    except (IndexError, TypeError, KeyError) as exc:
+        raise BatchError(f"bad dictionary: {exc}") from None
     d, f, t, x = doc["d"], doc["f"], doc["t"], doc["x"]
     try:
-        dev_ids = pl.Series([str(dv[0]) for dv in devices], dtype=pl.Utf8)
-        kinds = pl.Series([str(dv[1]) for dv in devices], dtype=pl.Utf8)
-        names = pl.Series([str(v) for v in fields], dtype=pl.Utf8)
-        di = _indices(d, len(devices), "d")
-        fi = _indices(f, len(fields), "f")
-        return pl.DataFrame(
-            {
-                "device_id": dev_ids.gather(di),
-                "kind": kinds.gather(di),
-                "ts": pl.Series(t, dtype=pl.Int64, strict=True),
-                "field": names.gather(fi),
-                "value": pl.Series(x, dtype=pl.Float64, strict=True),
-            }
-        )
-    except (IndexError, TypeError, ValueError, pl.exceptions.PolarsError) as exc:
+        return _v1_columns(dev_ids, kinds, names, d, f, t, x), empty_wrong()
+    except (IndexError, TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
+        pass  # some row is wrong: find which (only a bad message pays for this loop)
+    problems = [_row_problem(*row, len(dev_ids), len(names)) for row in zip(d, f, t, x)]
+    keep = [i for i, p in enumerate(problems) if p is None]
+    try:
+        good = _v1_columns(dev_ids, kinds, names, *([col[i] for i in keep] for col in (d, f, t, x)))
+    except (IndexError, TypeError, ValueError, OverflowError, pl.exceptions.PolarsError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BatchError(f"bad column content: {first}") from None
+    wrong = []
+    for (di, fi, ti, xi), p in zip(zip(d, f, t, x), problems):
+        if p is None:
+            continue
+        dev_ok = "d" not in p
+        wrong.append(
+            (
+                dev_ids[di] if dev_ok else None,
+                kinds[di] if dev_ok else None,
+                None if "t" in p else ti,
+                names[fi] if "f" not in p else None,
+                None if "x" in p or xi is None else float(xi),
+                WRONG_TYPE,
+                json.dumps(p, ensure_ascii=False, default=repr)[:1000],
+            )
+        )
+    return good, pl.DataFrame(wrong, schema=WRONG_SCHEMA, orient="row")
+
+
+def _row_problem(d: object, f: object, t: object, x: object, nd: int, nf: int) -> dict | None:
+    """The members of one v1 row that have the wrong type (None: the row is fine).
+
+    An integer index outside its dictionary is not a type problem but a corrupt batch.
+    """
+    p = {}
+    for name, v, size in (("d", d, nd), ("f", f, nf)):
+        if not isinstance(v, int):
+            p[name] = v
+        elif not 0 <= v < size:
+            raise BatchError(f"{name}: dictionary index {v} outside 0..{size - 1}")
+    if not isinstance(t, int) or not _I64[0] <= t <= _I64[1]:
+        p["t"] = t
+    if x is not None and (not isinstance(x, int | float) or abs(x) > _F64_MAX):
+        p["x"] = x
+    return p or None
+
+
+def _v1_columns(
+    dev_ids: list[str], kinds: list[str], names: list[str], d: list, f: list, t: list, x: list
+) -> pl.DataFrame:
+    di = _indices(d, len(dev_ids), "d")
+    fi = _indices(f, len(names), "f")
+    return pl.DataFrame(
+        {
+            "device_id": pl.Series(dev_ids, dtype=pl.Utf8).gather(di),
+            "kind": pl.Series(kinds, dtype=pl.Utf8).gather(di),
+            "ts": pl.Series(t, dtype=pl.Int64, strict=True),
+            "field": pl.Series(names, dtype=pl.Utf8).gather(fi),
+            "value": pl.Series(x, dtype=pl.Float64, strict=True),
+        }
+    )
 
 
 def _decode_v2(payload: bytes) -> pl.DataFrame:
@@ -77,5 +164,5 @@ def _indices(values: list, size: int, name: str) -> pl.Series:
     """A dictionary-index column from the wire, refusing non-integers and out-of-range."""
     s = pl.Series(values, dtype=pl.Int64, strict=True)
     if s.len() and (s.null_count() or s.min() < 0 or s.max() >= size):  # type: ignore[operator]
-        raise BatchError(f"{name}: dictionary index outside 0..{size - 1}")
+        raise ValueError(f"{name}: dictionary index outside 0..{size - 1}")
     return s

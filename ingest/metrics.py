@@ -5,7 +5,25 @@ from __future__ import annotations
 import threading
 from collections import Counter, deque
 
-__all__ = ["IngestMetrics"]
+__all__ = ["IngestMetrics", "COUNTERS"]
+
+#: Counters every snapshot carries (0 until first counted).
+COUNTERS = (
+    "batches_in",
+    "batches_done",
+    "rows_in",
+    "rows_good",
+    "rows_written",
+    "rows_quarantined",
+    "rows_not_mine",
+    "writes",
+    "write_errors",
+    "queue_waits",
+    "hook_errors",
+    "connects",
+    "disconnects",
+    "tracker_messages",
+)
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -26,6 +44,7 @@ class IngestMetrics:
         self._write_rows: deque[int] = deque(maxlen=window)
         self.lag_s = 0.0
         self.max_latency_ms = 0.0
+        self.latency_sum_s = 0.0  # every write, for a Prometheus summary
         self._lock = threading.Lock()
 
     def add(self, name: str, n: int = 1) -> None:
@@ -51,6 +70,7 @@ class IngestMetrics:
             self._lat_ms.append(ms)
             self._write_rows.append(rows)
             self.max_latency_ms = max(self.max_latency_ms, ms)
+            self.latency_sum_s += ms / 1000
 
     def snapshot(self) -> dict:
         """The figures as plain values."""
@@ -69,6 +89,7 @@ class IngestMetrics:
                 "max": round(self.max_latency_ms, 2),
                 "last": round(lat[-1], 2) if lat else 0.0,
                 "mean": round(sum(lat) / len(lat), 2) if lat else 0.0,
+                "sum_s": self.latency_sum_s,
             },
             "batch_rows": {
                 "mean": round(sum(br) / len(br), 1) if br else 0.0,
@@ -80,6 +101,12 @@ class IngestMetrics:
             },
             "lag_s": round(self.lag_s, 3),
         }
+
+    def flat(self) -> dict:
+        """The snapshot with :data:`COUNTERS` at the top level (other counters dropped)."""
+        snap = self.snapshot()
+        c = snap.pop("counters")
+        return {**{k: c.get(k, 0) for k in COUNTERS}, **snap}
 
 
 def log_line(m: dict) -> str:

@@ -1,4 +1,11 @@
-"""Preparing a group of MQTT messages: decode, validate once, quarantine, count."""
+"""Preparing a group of MQTT messages: decode, keep this worker's rows, validate, quarantine.
+
+A message that is not a batch at all is quarantined whole as ``bad_batch``; rows of the
+wrong type are refused one by one (``wrong_type``) and the rest of the message goes on.
+Third-party tracker messages reach every worker (their topic has no partition): each
+keeps the rows of the devices its partition owns (``topics.partition_of``) and counts
+the others as ``rows_not_mine`` (neither stored nor quarantined: their owner does that).
+"""
 
 from __future__ import annotations
 
@@ -8,17 +15,20 @@ import polars as pl
 
 from contracts import clock, topics
 from contracts.telemetry import BatchError
-from ingest.frames import decode_frame
+from ingest.frames import decode_rows
 from ingest.metrics import IngestMetrics
 from ingest.quarantine import BAD_BATCH, Quarantine
 from ingest.tracker import TrackerFormat
 from ingest.validate import validate
 
-__all__ = ["prepare"]
+__all__ = ["prepare", "Owner"]
 
 log = logging.getLogger(__name__)
 
 _AGENT_PREFIX = f"{topics.ROOT}/tele/"
+
+#: (this worker's partition, the deployment's partition count).
+Owner = tuple[int, int]
 
 
 def prepare(
@@ -31,13 +41,15 @@ def prepare(
     *,
     max_future_s: float = 300.0,
     max_past_s: float = 7 * 86400.0,
+    owner: Owner | None = None,
 ) -> pl.DataFrame | None:
     """The good rows of (topic, payload, received_ns) messages; None if there were none.
 
     Agent batches arrive on the telemetry topics; anything else is third-party tracker
     JSON (only subscribed to when ``tracker`` is set). All messages of the group are
     validated in one pass (a per-message index scopes duplicates); timestamps more than
-    ``max_future_s`` ahead of or ``max_past_s`` behind now are quarantined.
+    ``max_future_s`` ahead of or ``max_past_s`` behind now are quarantined. With an
+    ``owner``, tracker rows of other partitions' devices are left to their owner.
     """
     frames = []
     # Data time is the deployment's clock; the windows allow for wall-time latency (clock
@@ -45,19 +57,26 @@ def prepare(
     now = clock.now_ns()
     for i, (topic, payload, received_ns) in enumerate(items):
         m.add("batches_in")
+        is_tracker = not topic.startswith(_AGENT_PREFIX) and tracker is not None
         try:
-            if topic.startswith(_AGENT_PREFIX) or tracker is None:
-                frame = decode_frame(payload)
-            else:
+            if is_tracker:
                 m.add("tracker_messages")
-                frame = tracker.decode(payload)
-        except BatchError as exc:
+                frame, wrong = tracker.decode_rows(payload)  # type: ignore[union-attr]
+            else:
+                frame, wrong = decode_rows(payload)
+        except Exception as exc:  # decoding is a function of the payload: any failure is its fault
+            if not isinstance(exc, BatchError):
+                log.warning("ingest: decoder failed on %s: %r", topic, exc)
             m.bad(BAD_BATCH, 1)
             if quarantine is not None:
                 quarantine.add_payload(BAD_BATCH, topic, payload, received_ns)
             log.info("ingest: bad batch on %s: %s", topic, exc)
             continue
-        m.batch(frame.height)
+        if is_tracker and owner is not None:
+            frame, wrong = _mine(frame, owner, m), _mine(wrong, owner, m)
+        if wrong.height:
+            _refuse(wrong, topic, received_ns, m, quarantine)
+        m.batch(frame.height + wrong.height)
         frames.append(frame.with_columns(pl.lit(i, dtype=pl.UInt32).alias("_msg")))
     if not frames:
         return None
@@ -88,3 +107,29 @@ def prepare(
         m.lag_s = clock.current().wall_s(lag_ns / 1e9)  # a pipeline figure: wall seconds
         m.add("rows_good", good.height)
     return good.drop("_msg")
+
+
+def _refuse(
+    wrong: pl.DataFrame, topic: str, received_ns: int, m: IngestMetrics, q: Quarantine | None
+) -> None:
+    """Count and quarantine rows refused at decode (they carry their reason and raw)."""
+    for reason, n in wrong.group_by("reason").len().iter_rows():
+        m.bad(reason, n)
+    m.add("rows_in", wrong.height)
+    m.add("rows_quarantined", wrong.height)
+    if q is not None:
+        q.add_rows(wrong, topic, received_ns)
+
+
+def _mine(frame: pl.DataFrame, owner: Owner, m: IngestMetrics) -> pl.DataFrame:
+    """The rows of devices this partition owns; a row without a device id goes to 0."""
+    part, n = owner
+    if n <= 1 or frame.height == 0:
+        return frame
+    ids = frame.get_column("device_id").fill_null("").unique().to_list()
+    # A tracker message carries one or a few devices: hashing the distinct ids is cheap.
+    own = [d for d in ids if (topics.partition_of(d, n) if d else 0) == part]
+    keep = frame.filter(pl.col("device_id").fill_null("").is_in(own))
+    if keep.height < frame.height:
+        m.add("rows_not_mine", frame.height - keep.height)
+    return keep

@@ -16,6 +16,21 @@ spill (acked once spilled) and replay in order when it returns. A 4xx refusal (e
 field type conflict) is not retried forever: the refused rows are isolated by halving
 and quarantined as ``store_refused``.
 
+A slow store (answers within its timeout) is not an outage: the writer waits, the
+queues fill and ``queue_waits`` rises; nothing is spilled. Only a failed write spills.
+
+Duplicates: a repeat of (device, field, ts) inside one message is quarantined as
+``duplicate`` (the first is kept); a later message with the same point rewrites it, so the
+last write wins, as InfluxDB and the embedded store both do (replays are harmless).
+
+Scale-out: a worker given ``partition`` consumes that partition's telemetry topic and
+keeps its own ``spill-p<N>.db`` and ``quarantine-p<N>.db``; tracker topics carry no
+partition, so every worker receives them and keeps only its own devices' rows
+(:mod:`ingest.prepare`). Not an MQTT 5 shared subscription: that would hand a device's
+fixes to whichever worker is free, not to the one that owns its state. With
+``ingest.metrics_port`` set, a storing worker serves /metrics (:mod:`ingest.prometheus`)
+on that port plus its partition.
+
 A rules-only worker (``write_store=False``) still validates and counts, but neither
 writes history nor quarantines (the storing worker of the same partition does both).
 """
@@ -37,10 +52,12 @@ import polars as pl
 from contracts import topics
 from contracts.config import DeploymentConfig
 from contracts.mqtt import make_client
+from contracts.prometheus import MetricsServer
 from ingest.frames import empty_frame
 from ingest.limits import Limits, config_limits, limits_frame
 from ingest.metrics import IngestMetrics, log_line
-from ingest.prepare import prepare
+from ingest.prepare import Owner, prepare
+from ingest.prometheus import ingest_text
 from ingest.quarantine import Quarantine
 from ingest.spill import Spill, SpillPolicy
 from ingest.store import TelemetryStore, open_store
@@ -122,6 +139,28 @@ class IngestService:
         self._writer: Writer | None = None
         self._client: mqtt.Client | None = None
         self.m = IngestMetrics()
+        self.owner: Owner | None = None if partition is None else (partition, cfg.partitions)
+        if partition is not None and not 0 <= partition < cfg.partitions:
+            # Agents would never publish there; keep tracker rows whole rather than drop all.
+            log.warning("ingest: partition %d outside 0..%d", partition, cfg.partitions - 1)
+            self.owner = None
+        port = ing.metrics_port
+        if port and partition:
+            port += partition
+        # Only the storing worker serves: a rules-only worker of the same partition would
+        # take the same port (and its counters repeat the storing worker's).
+        serve = port is not None and write_store
+        self.metrics_server = (
+            MetricsServer(self.prometheus, port) if port is not None and serve else None
+        )
+
+    def prometheus(self) -> str:
+        """The metrics in Prometheus text format (what /metrics serves)."""
+        return ingest_text(self.metrics())
+
+    def _file(self, name: str) -> str:
+        """A per-partition file name: two workers never share a spill or quarantine."""
+        return name if self.partition is None else name.replace(".db", f"-p{self.partition}.db")
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -132,14 +171,19 @@ class IngestService:
             # answer comes, not after the decoding thread's 5 ms slice: measured +25 %
             # rows/s on 2 cores (bench/ingest.py). Process-wide; None leaves it alone.
             sys.setswitchinterval(min(sys.getswitchinterval(), self.gil_switch_s))
+        if self.metrics_server is not None:
+            await self.metrics_server.start()  # first: a taken port fails before anything runs
         if self.write_store:
-            self.store = self._given_store or await asyncio.to_thread(
-                open_store, self.cfg, influx_retries=2
+            store = self._given_store
+            if store is None:
+                store = await asyncio.to_thread(open_store, self.cfg, influx_retries=2)
+            self.store = store
+            self.quarantine = Quarantine(self.cfg.path(self._file("quarantine.db")))
+            self.spill = Spill(
+                self.cfg.path(self._file("spill.db")), self.spill_max_rows, self.spill_policy
             )
-            self.quarantine = Quarantine(self.cfg.path("quarantine.db"))
-            self.spill = Spill(self.cfg.path("spill.db"), self.spill_max_rows, self.spill_policy)
             self._writer = Writer(
-                self.store, self.spill, self.quarantine, self.m, self._halt, self.retry_max_s
+                store, self.spill, self.quarantine, self.m, self._halt, self.retry_max_s
             )
             self._writer.start()
         self._client = self._make_client()
@@ -162,6 +206,8 @@ class IngestService:
                 await asyncio.to_thread(self._writer.join, 30)
             self._client.disconnect()
             self._client.loop_stop()
+            if self.metrics_server is not None:
+                await self.metrics_server.stop()
             for closable in (self.store, self.quarantine, self.spill):
                 if closable is not None:
                     closable.close()
@@ -196,7 +242,8 @@ class IngestService:
             filters.append(self.tracker_topic)
         for f in filters:
             _rc, mid = client.subscribe(f, qos=1)
-            self._pending_subs.add(mid)
+            if mid is not None:
+                self._pending_subs.add(mid)
         self.m.add("connects")
 
     def _on_subscribe(self, _client, _ud, mid: int, reasons, _props) -> None:
@@ -214,7 +261,7 @@ class IngestService:
         log.info("ingest: disconnected from broker: %s", reason)
 
     def _on_message(self, _client, _ud, msg: mqtt.MQTTMessage) -> None:
-        item = _Msg(msg.topic, msg.payload, msg.mid, msg.qos, time.time_ns())
+        item = _Msg(msg.topic, bytes(msg.payload), msg.mid, msg.qos, time.time_ns())
         while not self._halt.is_set():
             try:
                 self._queue.put(item, timeout=0.5)
@@ -270,6 +317,7 @@ class IngestService:
             self.tracker_format if self.tracker_topic else None,
             max_future_s=self.max_future_s,
             max_past_s=self.max_past_s,
+            owner=self.owner,
         )
         return good if good is not None else empty_frame()
 
@@ -285,25 +333,7 @@ class IngestService:
 
     def metrics(self) -> dict:
         """Counters and gauges of this worker (a snapshot; safe from any thread)."""
-        snap = self.m.snapshot()
-        c = snap.pop("counters")
-        keys = (
-            "batches_in",
-            "batches_done",
-            "rows_in",
-            "rows_good",
-            "rows_written",
-            "rows_quarantined",
-            "writes",
-            "write_errors",
-            "queue_waits",
-            "hook_errors",
-            "connects",
-            "disconnects",
-            "tracker_messages",
-        )
-        out = {k: c.get(k, 0) for k in keys}
-        out.update(snap)
+        out = self.m.flat()
         out["queue_depth"] = self._queue.qsize()
         out["quarantine_dropped"] = self.quarantine.dropped if self.quarantine is not None else 0
         out["spill"] = self.spill.metrics() if self.spill is not None else {}

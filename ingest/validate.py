@@ -18,6 +18,7 @@ points are accepted in event time.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import polars as pl
 
@@ -78,7 +79,7 @@ def validate(
         | (dev.str.len_bytes() == 0)
         | (fld.str.len_bytes() == 0)
     )
-    chain = pl.when(missing).then(pl.lit("missing_key"))
+    chain: Any = pl.when(missing).then(pl.lit("missing_key"))  # Then, then ChainedThen
     if devices is not None:
         inv = devices if isinstance(devices, pl.DataFrame) else inventory_frame(devices)
         df = df.join(inv, on="device_id", how="left", maintain_order="left")
