@@ -16,8 +16,11 @@ column by column straight into a data frame:
 ``x`` holds floats; booleans travel as 0/1, missing or non-finite values as null.
 
 That is wire v1. Agents publish wire v2, the same columns as an Arrow IPC stream
-(``contracts.telemetry_arrow``, 5× faster to decode); receivers accept both and tell them
-apart by the first bytes (``{`` vs the IPC continuation marker ``FF FF FF FF``).
+(``contracts.telemetry_arrow``): ~0.2 µs/row to decode into ingest's frame against
+~0.6 µs/row for v1 through ingest's decoder and ~0.8 µs/row through
+``TelemetryBatch.decode`` + ``batch_to_frame`` (``rongguan bench ingest``,
+``wire_decode``), and ~25 % smaller. Receivers accept both and tell them apart by the first bytes (``{`` vs the IPC
+continuation marker ``FF FF FF FF``).
 """
 
 from __future__ import annotations

@@ -33,8 +33,9 @@ class History:
     def __init__(
         self, cfg: DeploymentConfig, read_from: Literal["embedded", "influx"] = "embedded"
     ) -> None:
-        """``read_from``: see :func:`ingest.store.open_store`; the dashboard reads the
-        embedded store (ingest keeps it beside InfluxDB), tests read InfluxDB too."""
+        """``read_from``: see :func:`ingest.store.open_store`. Alarm records come from the
+        embedded file; with InfluxDB configured, tracks come from InfluxDB (the embedded
+        file then keeps only latest values and alarms)."""
         self.cfg = cfg
         self.read_from = read_from
         self._store: Any = None

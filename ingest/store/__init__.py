@@ -1,14 +1,18 @@
 """History stores behind one interface, and the factory the services use.
 
 ``open_store(cfg)`` returns the embedded SQLite store, or, when ``cfg.store.influx`` is
-set, a :class:`FanoutStore` writing to both. Reads come from the embedded store by
-default: it is local, always there, and answers the dashboard's frequent small queries
-("latest", one truck's track) fastest; pass ``read_from="influx"`` to read history
-from InfluxDB instead (e.g. when the embedded file is not on this machine).
+set, a :class:`FanoutStore` writing to both side by side. InfluxDB then holds the
+history (ranges, tracks); the embedded file keeps the latest value per series and the
+alarm transitions, which the dashboard asks for most and which must answer even while
+InfluxDB is down. A full embedded copy would cost ~6–12 µs/row of one core, which a 2-core
+machine carrying a city cannot spare (`rongguan bench ingest`). Pass
+``read_from="influx"`` to read latest values and alarms from InfluxDB too (e.g. when the
+embedded file is not on this machine).
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import polars as pl
@@ -36,24 +40,37 @@ __all__ = [
 
 
 class FanoutStore:
-    """Writes go to every store, primary first; reads go to one of them."""
+    """Writes go to every store at once; reads go to ``reader``, history to ``history``."""
 
     def __init__(
-        self, primary: TelemetryStore, *others: TelemetryStore, reader: TelemetryStore | None = None
+        self,
+        primary: TelemetryStore,
+        *others: TelemetryStore,
+        reader: TelemetryStore | None = None,
+        history: TelemetryStore | None = None,
     ) -> None:
         self.stores: tuple[TelemetryStore, ...] = (primary, *others)
         self.reader = reader or primary
+        self.history = history or self.reader
+        # The other stores write on their own threads while the primary writes on the
+        # caller's: SQLite and HTTP both release the GIL, so the writes overlap.
+        self._pool = ThreadPoolExecutor(len(others), "store-fanout") if others else None
 
     def write(self, frame: pl.DataFrame) -> int:
-        """Write to every store; raises the first failure after trying them all.
+        """Write to every store; returns the primary's count, raises the first failure.
 
-        A retry after a failure rewrites the stores that succeeded, which is harmless.
+        Every store is tried even when one fails; a retry then rewrites the stores that
+        succeeded, which is harmless.
         """
+        futures = [self._pool.submit(s.write, frame) for s in self.stores[1:]] if self._pool else []
         n, error = 0, None
-        for i, store in enumerate(self.stores):
+        try:
+            n = self.stores[0].write(frame)
+        except StoreError as exc:
+            error = exc
+        for fut in futures:
             try:
-                written = store.write(frame)
-                n = written if i == 0 else n
+                fut.result()
             except StoreError as exc:
                 error = error or exc
         if error is not None:
@@ -85,11 +102,11 @@ class FanoutStore:
         agg: Agg = "mean",
     ) -> pl.DataFrame:
         """See :meth:`TelemetryStore.range`."""
-        return self.reader.range(device_id, field, start_ns, end_ns, every_s, agg)
+        return self.history.range(device_id, field, start_ns, end_ns, every_s, agg)
 
     def track(self, device_id: str, start_ns: int, end_ns: int) -> pl.DataFrame:
         """See :meth:`TelemetryStore.track`."""
-        return self.reader.track(device_id, start_ns, end_ns)
+        return self.history.track(device_id, start_ns, end_ns)
 
     def alarm_history(self, start_ns: int, end_ns: int) -> pl.DataFrame:
         """See :meth:`TelemetryStore.alarm_history`."""
@@ -101,6 +118,8 @@ class FanoutStore:
 
     def close(self) -> None:
         """Close every store."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         for store in self.stores:
             store.close()
 
@@ -117,13 +136,15 @@ def open_store(
     ``influx_retries`` bounds attempts per write; ingest uses few, because it spills
     and retries on its own schedule instead of blocking its intake.
     """
-    embedded = EmbeddedStore(cfg.path(cfg.store.path), read_only=read_only)
+    path = cfg.path(cfg.store.path)
     if cfg.store.influx is None:
-        return embedded
+        return EmbeddedStore(path, read_only=read_only)
+    embedded = EmbeddedStore(path, read_only=read_only, history=False)
     from ingest.store.influx import InfluxStore  # influxdb-client only when configured
 
     influx = InfluxStore(cfg.store.influx, retries=influx_retries)
     if not read_only:
         influx.ensure_database()
     # A read-only embedded store refuses writes, so a reader's fan-out cannot write either.
-    return FanoutStore(embedded, influx, reader=influx if read_from == "influx" else embedded)
+    reader = influx if read_from == "influx" else embedded
+    return FanoutStore(embedded, influx, reader=reader, history=influx)
