@@ -139,11 +139,13 @@ class IngestService:
         self._writer: Writer | None = None
         self._client: mqtt.Client | None = None
         self.m = IngestMetrics()
-        self.owner: Owner | None = None if partition is None else (partition, cfg.partitions)
         if partition is not None and not 0 <= partition < cfg.partitions:
-            # Agents would never publish there; keep tracker rows whole rather than drop all.
-            log.warning("ingest: partition %d outside 0..%d", partition, cfg.partitions - 1)
-            self.owner = None
+            # Agents never publish there: such a worker would store nothing, silently.
+            raise ValueError(
+                f"ingest: partition {partition} outside 0..{cfg.partitions - 1} "
+                f"(the config's partitions: {cfg.partitions})"
+            )
+        self.owner: Owner | None = None if partition is None else (partition, cfg.partitions)
         port = ing.metrics_port
         if port and partition:
             port += partition

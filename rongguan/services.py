@@ -39,6 +39,14 @@ def run(args: argparse.Namespace) -> int:
         log.info("deployment clock: speed %g, start %s", cfg.clock.speed, cfg.clock.start)
     if args.command == "agent":
         return _agent(cfg, args.agent, args.config)
+    partition = getattr(args, "partition", None)
+    if partition is not None and not 0 <= partition < cfg.partitions:
+        print(
+            f"{args.config}: --partition {partition} is outside 0..{cfg.partitions - 1} "
+            f"(partitions: {cfg.partitions})",
+            file=sys.stderr,
+        )
+        return 2
     if args.command == "ingest":
         run_until_signalled(
             lambda stop: _ingest(cfg, args.partition, not args.no_rules, True, stop)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -55,6 +56,16 @@ def test_service_with_broken_config_exits_2(tmp_path, capsys: pytest.CaptureFixt
     bad.write_text("broker: {url: 'ftp://x'}\n")
     assert main(["agent", "-c", str(bad)]) == 2
     assert "broker.url" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["ingest", "rules"])
+def test_a_partition_the_config_does_not_have_exits_2(
+    command: str, capsys: pytest.CaptureFixture[str]
+):
+    # configs/ingest.yaml has one partition: a worker for partition 3 would store nothing
+    config = Path(__file__).resolve().parents[2] / "configs" / "ingest.yaml"
+    assert main([command, "-c", str(config), "--partition", "3"]) == 2
+    assert "--partition 3 is outside 0..0" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", ["backtest", "evaluate"])
