@@ -32,6 +32,8 @@ __all__ = [
     "decode_rows",
     "empty_frame",
     "empty_wrong",
+    "is_float_value",
+    "raw_json",
 ]
 
 #: Column dtypes of a telemetry frame, in :data:`contracts.telemetry.COLUMNS` order.
@@ -111,10 +113,20 @@ def decode_rows(payload: bytes) -> tuple[pl.DataFrame, pl.DataFrame]:
                 names[fi] if "f" not in p else None,
                 None if "x" in p or xi is None else float(xi),
                 WRONG_TYPE,
-                json.dumps(p, ensure_ascii=False, default=repr)[:1000],
+                raw_json(p),
             )
         )
     return good, pl.DataFrame(wrong, schema=WRONG_SCHEMA, orient="row")
+
+
+def raw_json(v: object) -> str:
+    """A refused member as JSON for the quarantine record (cut at 1,000 characters)."""
+    return json.dumps(v, ensure_ascii=False, default=repr)[:1000]
+
+
+def is_float_value(x: object) -> bool:
+    """None or a JSON number that fits a float64 (a larger integer has none)."""
+    return x is None or (isinstance(x, int | float) and abs(x) <= _F64_MAX)
 
 
 def _row_problem(d: object, f: object, t: object, x: object, nd: int, nf: int) -> dict | None:
@@ -130,7 +142,7 @@ def _row_problem(d: object, f: object, t: object, x: object, nd: int, nf: int) -
             raise BatchError(f"{name}: dictionary index {v} outside 0..{size - 1}")
     if not isinstance(t, int) or not _I64[0] <= t <= _I64[1]:
         p["t"] = t
-    if x is not None and (not isinstance(x, int | float) or abs(x) > _F64_MAX):
+    if not is_float_value(x):
         p["x"] = x
     return p or None
 

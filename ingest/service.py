@@ -149,6 +149,10 @@ class IngestService:
         port = ing.metrics_port
         if port and partition:
             port += partition
+            if port > 65535:
+                raise ValueError(
+                    f"ingest.metrics_port {ing.metrics_port} + partition {partition} > 65535"
+                )
         # Only the storing worker serves: a rules-only worker of the same partition would
         # take the same port (and its counters repeat the storing worker's).
         serve = port is not None and write_store

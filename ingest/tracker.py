@@ -18,17 +18,15 @@ without a usable id or time refuses its own rows (``missing_key`` when absent,
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 
 import polars as pl
 
 from contracts.telemetry import BatchError
-from ingest.frames import SCHEMA, WRONG_SCHEMA, WRONG_TYPE
+from ingest.frames import SCHEMA, WRONG_SCHEMA, WRONG_TYPE, is_float_value, raw_json
 
 __all__ = ["TrackerFormat"]
 
-_F64_MAX = sys.float_info.max
 _TIME_UNITS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 
 
@@ -69,7 +67,7 @@ class TrackerFormat:
         wrong: list[tuple] = []
         for fix in fixes:
             if not isinstance(fix, dict):
-                wrong.append((None, self.kind, None, None, None, WRONG_TYPE, _raw(fix)))
+                wrong.append((None, self.kind, None, None, None, WRONG_TYPE, raw_json(fix)))
                 continue
             dev, t = fix.get(self.id_member), fix.get(self.time_member)
             bad_dev = not isinstance(dev, str) or not dev
@@ -84,22 +82,20 @@ class TrackerFormat:
                 raw = {k: fix.get(k) for k in (self.id_member, self.time_member)}
                 dev_s = None if bad_dev else dev
                 ts = None if bad_t else int(t * scale)  # type: ignore[operator]
-                wrong.append((dev_s, self.kind, ts, None, None, reason, _raw(raw)))
+                wrong.append((dev_s, self.kind, ts, None, None, reason, raw_json(raw)))
                 continue
             ts = int(t * scale)  # type: ignore[operator]
             for member, field in self.members:
                 if member not in fix:
                     continue
                 v = fix[member]
-                if v is not None and (not isinstance(v, int | float) or abs(v) > _F64_MAX):
-                    wrong.append((dev, self.kind, ts, field, None, WRONG_TYPE, _raw({member: v})))
+                if not is_float_value(v):
+                    wrong.append(
+                        (dev, self.kind, ts, field, None, WRONG_TYPE, raw_json({member: v}))
+                    )
                     continue
                 rows.append((dev, self.kind, ts, field, None if v is None else float(v)))
         return (
             pl.DataFrame(rows, schema=SCHEMA, orient="row"),
             pl.DataFrame(wrong, schema=WRONG_SCHEMA, orient="row"),
         )
-
-
-def _raw(v: object) -> str:
-    return json.dumps(v, ensure_ascii=False, default=repr)[:1000]

@@ -43,8 +43,13 @@ ALLOWED: dict[str, set[str]] = {
 #: what the light contracts must not pull in (the first six are the issue's list)
 HEAVY = ["polars", "numpy", "numba", "panel", "pyarrow", "paho", "pandas", "bokeh",
          "holoviews", "asyncua", "pymodbus", "influxdb_client"]  # fmt: skip
-CONTRACTS = ["contracts.config", "contracts.telemetry", "contracts.alarms",
-             "contracts.commands", "contracts.topics"]  # fmt: skip
+#: the contracts modules that are a binding to one library on purpose, and what they load
+HEAVY_ON_PURPOSE = {"contracts.mqtt": {"paho"}, "contracts.telemetry_arrow": {"numpy", "pyarrow"}}
+CONTRACTS = sorted(
+    f"contracts.{p.stem}"
+    for p in (ROOT / "contracts").glob("*.py")
+    if p.stem != "__init__" and f"contracts.{p.stem}" not in HEAVY_ON_PURPOSE
+)
 
 
 def _imported(tree: ast.AST) -> list[tuple[str, int]]:
@@ -144,3 +149,13 @@ def test_contracts_load_no_heavy_library():
     loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
     assert "contracts" in loaded  # the probe did import them
     assert sorted(loaded & set(HEAVY)) == []
+
+
+@pytest.mark.parametrize("module", sorted(HEAVY_ON_PURPOSE))
+def test_a_binding_in_contracts_loads_only_its_own_library(module: str):
+    code = f"import json, sys\nimport {module}\nprint(json.dumps(sorted(sys.modules)))\n"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    loaded = {m.split(".")[0] for m in json.loads(out.stdout.strip().splitlines()[-1])}
+    assert sorted(loaded & set(HEAVY)) == sorted(HEAVY_ON_PURPOSE[module])

@@ -107,4 +107,8 @@ def test_service_files_one_case_per_alarm_in_an_http_case_system(
 
     requests = state["requests"]
     again = RulesService(cfg)  # a restart re-files nothing: every alarm has its case
-    assert again.outbox.stats()["pending"] == 0 and state["requests"] == requests
+    try:
+        assert again.outbox.stats()["pending"] == 0 and state["requests"] == requests
+    finally:
+        again.outbox.close()
+        again.book.close()
