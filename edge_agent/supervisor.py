@@ -24,7 +24,15 @@ from contracts.config import DeviceConfig
 from contracts.telemetry import TelemetryRow
 from drivers import DeviceTimeout, DeviceUnavailable, Driver, DriverError
 
-__all__ = ["DeviceSupervisor", "OFFLINE_AFTER", "backoff_s", "RepeatLog", "FAIL_LOG_EVERY_S"]
+__all__ = [
+    "DeviceSupervisor",
+    "OFFLINE_AFTER",
+    "STAGGER_MAX_S",
+    "backoff_s",
+    "stagger_s",
+    "RepeatLog",
+    "FAIL_LOG_EVERY_S",
+]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +79,11 @@ def backoff_s(failures: int, interval_s: float, rng: random.Random) -> float:
     return min(cap, base * 2 ** max(0, failures - 1)) * rng.uniform(0.8, 1.2)
 
 
+def stagger_s(interval_s: float, rng: random.Random) -> float:
+    """Offset of a device's first poll: uniform over min(interval, STAGGER_MAX_S)."""
+    return rng.uniform(0, min(interval_s, STAGGER_MAX_S))
+
+
 class DeviceSupervisor:
     """Polls one device and reports its rows and availability."""
 
@@ -99,6 +112,7 @@ class DeviceSupervisor:
         self.last_ok_ns: int | None = None
         self.last_latency_ms: float | None = None
         self.latency_sum_s = 0.0  # over successful polls (count: polls_ok), for a mean rate
+        self.start_offset_s: float | None = None  # the first poll's stagger, once running
         self.counters = {
             "polls_ok": 0,
             "polls_failed": 0,
@@ -149,7 +163,9 @@ class DeviceSupervisor:
             await asyncio.wait_for(self.driver.connect(), timeout * 2)
             self._connected = True
         t0 = time.perf_counter()
-        async with asyncio.timeout(timeout):  # no extra task per poll, unlike wait_for
+        # Each try of a request may take the whole timeout: the poll allows every retry.
+        budget = timeout * (1 + self.device.retries)
+        async with asyncio.timeout(budget):  # no extra task per poll, unlike wait_for
             rows = await self.driver.read()
         took = time.perf_counter() - t0
         self.latency_sum_s += took
@@ -211,7 +227,8 @@ class DeviceSupervisor:
         interval = self.device.interval_s
         # First polls spread over the interval (at most STAGGER_MAX_S): 25,000 devices
         # starting together would time each other out (measured at city size).
-        next_t = time.monotonic() + self._rng.uniform(0, min(interval, STAGGER_MAX_S))
+        self.start_offset_s = stagger_s(interval, self._rng)
+        next_t = time.monotonic() + self.start_offset_s
         while not stop.is_set():
             delay = next_t - time.monotonic()
             if delay > 0:

@@ -20,10 +20,13 @@ BENCHMARKS = {
     ),
     "ingest": (
         "bench.ingest",
-        "ingest: MQTT-to-InfluxDB path vs the raw /write ceiling, plain and gzip (~3 min)",
+        "ingest: MQTT-to-InfluxDB (configured store, gzip, 2 workers) vs raw /write (~6 min)",
     ),
     "rules": ("bench.rules", "rules engine: numba vs Python reference vs polars (~2 min)"),
-    "poll": ("bench.poll", "Modbus polling: merged reads vs one request per point"),
+    "poll": (
+        "bench.poll",
+        "polling: Modbus vs pymodbus, OPC-UA 10,000 items, memory district/city (~13 min)",
+    ),
     "agent": ("bench.agent", "agent at scale: OPC-UA 10,000 items, memory district/city (~12 min)"),
     "sim": (
         "bench.sim",

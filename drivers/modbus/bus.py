@@ -13,6 +13,7 @@ import asyncio
 from typing import Any
 
 from drivers.base import BadConfig, DeviceTimeout, DeviceUnavailable, DriverError, WriteRejected
+from drivers.modbus.line import PRIORITY_RANK, PriorityLock
 from drivers.modbus.mbap import (
     READ_FC,
     ExceptionResponse,
@@ -30,6 +31,7 @@ from drivers.shared import Shared
 __all__ = [
     "EXCEPTION_CODES",
     "IllegalAddress",
+    "DeviceBusy",
     "Bus",
     "acquire",
     "release",
@@ -55,6 +57,10 @@ class IllegalAddress(BadConfig):
     """Exception 02 on a read: some address of the request does not exist on the device."""
 
 
+class DeviceBusy(DeviceUnavailable):
+    """Exception 05 or 06: the device is alive but asks to be asked again later."""
+
+
 def exception_error(code: int, what: str, writing: bool = False) -> DriverError:
     """The driver error for a Modbus exception response."""
     text = f"{what}: exception {code} ({EXCEPTION_CODES.get(code, 'unknown')})"
@@ -64,7 +70,12 @@ def exception_error(code: int, what: str, writing: bool = False) -> DriverError:
         return (WriteRejected if writing else BadConfig)(text)
     if code == 11:
         return DeviceTimeout(text)
+    if code in (5, 6):
+        return DeviceBusy(text)
     return DeviceUnavailable(text)
+
+
+_NORMAL = PRIORITY_RANK["normal"]
 
 
 class _Connection(asyncio.Protocol):
@@ -149,15 +160,21 @@ class Bus:
     def __init__(self, host: str, port: int, timeout_s: float):
         self.key = (host, port)
         self.timeout_s = timeout_s
-        self.lock = asyncio.Lock()
+        self.lock = PriorityLock()  # one transaction in flight, higher priority first
         self.users = 0
         self.requests = 0
         self.stray = 0  # answers to no request in flight (late, or duplicated)
+        self.connects = 0  # TCP connections opened, over the bus's life
+        self._connecting = asyncio.Lock()
         self._conn: _Connection | None = None
 
     def counters(self) -> dict[str, int]:
         """Anomalies of this gateway's connections, summed over reconnects."""
-        return {"stray_answers": self.stray}
+        return {
+            "stray_answers": self.stray,
+            "connects": self.connects,
+            "overtaken": self.lock.served_out_of_order,
+        }
 
     @property
     def where(self) -> str:
@@ -167,19 +184,26 @@ class Bus:
         """Open the connection unless it is open; DeviceUnavailable names why it is not."""
         if self._conn is not None and self._conn.lost is None:
             return
-        self.close()
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                _t, conn = await loop.create_connection(lambda: _Connection(self), *self.key)
-        except TimeoutError:
-            raise DeviceTimeout(f"{self.where}: no connection within {self.timeout_s} s") from None
-        except OSError as exc:
-            raise DeviceUnavailable(f"{self.where}: {exc.strerror or exc}") from None
-        self._conn = conn
+        # Units behind one gateway connect at once at start-up: one opens, the others wait
+        # for it, so the gateway sees a single connection.
+        async with self._connecting:
+            if self._conn is not None and self._conn.lost is None:
+                return
+            self.close()
+            loop = asyncio.get_running_loop()
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    _t, conn = await loop.create_connection(lambda: _Connection(self), *self.key)
+            except TimeoutError:
+                msg = f"{self.where}: no connection within {self.timeout_s} s"
+                raise DeviceTimeout(msg) from None
+            except OSError as exc:
+                raise DeviceUnavailable(f"{self.where}: {exc.strerror or exc}") from None
+            self.connects += 1
+            self._conn = conn
 
-    async def _call(self, unit: int, pdu: bytes, timeout_s: float, what: str) -> bytes:
-        async with self.lock:
+    async def _call(self, unit: int, pdu: bytes, timeout_s: float, what: str, rank: int) -> bytes:
+        async with self.lock.holding(rank):
             await self.ensure_connected()
             assert self._conn is not None
             self.requests += 1
@@ -194,16 +218,26 @@ class Bus:
                 raise DeviceUnavailable(f"{what}: {exc}") from None
 
     async def read(
-        self, table: str, address: int, count: int, unit: int, timeout_s: float, what: str
+        self,
+        table: str,
+        address: int,
+        count: int,
+        unit: int,
+        timeout_s: float,
+        what: str,
+        rank: int = _NORMAL,
     ) -> list[int] | list[bool]:
         """Registers or bits of one read; the driver error for any failure."""
         fc = READ_FC[table]
-        answer = await self._call(unit, read_request(table, address, count), timeout_s, what)
+        pdu = read_request(table, address, count)
+        answer = await self._call(unit, pdu, timeout_s, what, rank)
         return _parsed(lambda: parse_read(answer, fc, count), what, self)
 
-    async def write(self, pdu: bytes, unit: int, timeout_s: float, what: str) -> None:
+    async def write(
+        self, pdu: bytes, unit: int, timeout_s: float, what: str, rank: int = _NORMAL
+    ) -> None:
         """One write request (from ``write_pdu``); the driver error for a refusal."""
-        answer = await self._call(unit, pdu, timeout_s, what)
+        answer = await self._call(unit, pdu, timeout_s, what, rank)
         _parsed(lambda: parse_write(answer, pdu), what, self, writing=True)
 
     def close(self) -> None:

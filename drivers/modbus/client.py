@@ -14,8 +14,23 @@ from contracts import clock  # poll rows carry data time: the deployment's clock
 from contracts.commands import CommandAction
 from contracts.config import DeviceConfig
 from contracts.telemetry import TelemetryRow
-from drivers.base import BadConfig, DeviceUnavailable, DriverError, WriteRejected, switch_params
-from drivers.modbus.bus import EXCEPTION_CODES, Bus, IllegalAddress, acquire, release, write_pdu
+from drivers.base import (
+    BadConfig,
+    DeviceTimeout,
+    DeviceUnavailable,
+    DriverError,
+    WriteRejected,
+    switch_params,
+)
+from drivers.modbus.bus import (
+    EXCEPTION_CODES,
+    Bus,
+    DeviceBusy,
+    IllegalAddress,
+    acquire,
+    release,
+    write_pdu,
+)
 from drivers.modbus.codec import (
     WIDTH,
     CodecError,
@@ -25,6 +40,7 @@ from drivers.modbus.codec import (
     encode_value,
 )
 from drivers.modbus.config import settings_for
+from drivers.modbus.line import PRIORITY_RANK
 from drivers.modbus.planner import BIT_TABLES, PlannedPoint, ReadRequest
 
 __all__ = ["ModbusDriver", "EXCEPTION_CODES", "IllegalAddress"]
@@ -41,9 +57,11 @@ class ModbusDriver:
         self.device = device
         self.settings = settings_for(device)
         self._bus: Bus | None = None
+        self._rank = PRIORITY_RANK[device.priority]
         self._counters = {
             "reads": 0,
             "read_errors": 0,
+            "retries": 0,
             "writes": 0,
             "decode_errors": 0,
             "split_reads": 0,
@@ -82,21 +100,35 @@ class ModbusDriver:
         return self._bus
 
     async def _read(self, req: ReadRequest) -> list:
+        """One planned read, tried again (``retries`` times) on a timeout or a busy device.
+
+        Between tries the line is let go, so a unit that does not answer holds up its
+        neighbours for one timeout per try, not for the whole series.
+        """
         bus = self._need_bus()
         what = f"{self.device.id} {req.table}[{req.address}:+{req.count}]"
-        self._counters["reads"] += 1
-        try:
-            return await bus.read(
-                req.table,
-                req.address,
-                req.count,
-                self.settings.unit_id,
-                self.device.timeout_s,
-                what,
-            )
-        except DriverError:
-            self._counters["read_errors"] += 1
-            raise
+        tries = 1 + self.device.retries
+        for attempt in range(1, tries + 1):
+            self._counters["reads"] += 1
+            try:
+                return await bus.read(
+                    req.table,
+                    req.address,
+                    req.count,
+                    self.settings.unit_id,
+                    self.device.timeout_s,
+                    what,
+                    self._rank,
+                )
+            except (DeviceTimeout, DeviceBusy):
+                self._counters["read_errors"] += 1
+                if attempt == tries:
+                    raise
+                self._counters["retries"] += 1
+            except DriverError:
+                self._counters["read_errors"] += 1
+                raise
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     def _decoder(self, req: ReadRequest) -> Any:
         hit = self._decoders.get(id(req))
@@ -213,7 +245,7 @@ class ModbusDriver:
             pdu = write_pdu("holding", point.address or 0, regs)
         else:
             raise WriteRejected(f"{what}: table {point.table} is read-only")
-        await bus.write(pdu, unit, self.device.timeout_s, what)
+        await bus.write(pdu, unit, self.device.timeout_s, what, self._rank)
 
     async def read_point(self, key: str) -> float | None:
         """Read one point on its own (for command read-back)."""

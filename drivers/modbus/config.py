@@ -10,7 +10,10 @@ from drivers.base import BadConfig
 from drivers.modbus.planner import ReadRequest, plan
 from hardware.profiles import Point, Profile, load_profile
 
-__all__ = ["ModbusSettings", "parse_endpoint", "settings_for"]
+__all__ = ["DEFAULT_MAX_GAP", "ModbusSettings", "parse_endpoint", "settings_for"]
+
+#: Hole (in addresses) a read may span when neither the device nor its profile says more.
+DEFAULT_MAX_GAP = 8
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,8 @@ def settings_for(device: DeviceConfig) -> ModbusSettings:
             raise BadConfig(
                 f"{device.id}: point {p.key!r} of {profile.name!r} has no table/address"
             )
-    max_gap = device.address.get("max_gap", 8)
+    default_gap = DEFAULT_MAX_GAP if profile.max_gap is None else profile.max_gap
+    max_gap = device.address.get("max_gap", default_gap)
     if type(max_gap) is not int or max_gap < 0:
         raise BadConfig(f"{device.id}: address.max_gap must be an integer >= 0, got {max_gap!r}")
     try:

@@ -58,6 +58,9 @@ class Profile(BaseModel):
     circuits: int = Field(0, ge=0, le=64)  # lighting: number of switchable circuits
     word_order: Literal["big", "little"] = "big"  # big: high word first (ABCD)
     byte_order: Literal["big", "little"] = "big"
+    # Modbus: the widest hole between two points of a table the device answers (with 0s)
+    # inside one read; the planner merges across such holes. None: the driver's default.
+    max_gap: int | None = Field(None, ge=0, le=124)
     namespace: str | None = None  # OPC-UA namespace URI
     methods: dict[str, str] = Field(default_factory=dict)  # action -> OPC-UA method browse name
     time: dict[str, str] = Field(default_factory=dict)  # MQTT JSON: {"member": ..., "unit": "ms"}

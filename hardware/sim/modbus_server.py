@@ -6,9 +6,10 @@ on pymodbus's SimDevice API with four separate tables per unit. Register
 contents are computed from the device model on every request, using the profile's
 addresses, types, scale and word/byte order, so what a client reads is the ground truth
 at that moment. Addresses the profile does not define answer exception 02 (illegal data
-address); a device taken offline closes its port until it comes back, or, behind a
-gateway, answers exception 0B (gateway target device failed to respond) so that its bus
-neighbours stay reachable.
+address), except holes between points no wider than the profile's ``max_gap``, which the
+device answers with 0s; a device taken offline closes its port until it comes back, or,
+behind a gateway, answers exception 0B (gateway target device failed to respond) so that
+its bus neighbours stay reachable.
 
 One limit of the SimDevice API: it hands bit reads to us by whole 16-bit words, so reading
 an undefined coil inside the first word (e.g. coil 5 of a 4-circuit controller) returns 0
@@ -93,6 +94,15 @@ class _Unit:
             table: {a + i for a, p in pts.items() for i in range(point_width(p))}
             for table, pts in self.points.items()
         }
+        # Holes the profile says the device answers with 0s (``max_gap``): readable too.
+        self.holes: dict[str, list[tuple[int, int]]] = {"holding": [], "input": []}
+        gap = self.profile.max_gap or 0
+        for table, holes in self.holes.items():
+            ends = sorted((a, a + point_width(p)) for a, p in self.points[table].items())
+            for (_a, end), (nxt, _e) in zip(ends, ends[1:]):
+                if 0 < nxt - end <= gap:
+                    holes.append((end, nxt - end))
+                    self._covered[table].update(range(end, nxt))
 
     def sim_device(self, action: Any) -> SimDevice:
         """The pymodbus SimDevice with the profile's tables (empty tables are all invalid)."""
@@ -111,10 +121,11 @@ class _Unit:
                     ]
                 )
             elif pts:
+                spans = [(a, point_width(p)) for a, p in pts.items()] + self.holes[table]
                 blocks.append(
                     [
-                        SimData(address=a, values=[0] * point_width(p), datatype=DataType.REGISTERS)
-                        for a, p in sorted(pts.items())
+                        SimData(address=a, values=[0] * n, datatype=DataType.REGISTERS)
+                        for a, n in sorted(spans)
                     ]
                 )
             else:
