@@ -40,6 +40,9 @@ OFFLINE_AFTER = 3  # consecutive failures before a device counts as offline
 MAX_BACKOFF_S = 30.0
 FAIL_LOG_EVERY_S = 60.0  # a device that keeps failing is logged this often, not per retry
 STAGGER_MAX_S = 5.0  # first polls spread over min(interval, this)
+# A driver whose server pushes (OPC-UA subscriptions) wakes its supervisor early; changes
+# arriving together are gathered this long and forwarded as one read.
+PUSH_GAP_S = 0.05
 
 
 class RepeatLog:
@@ -231,15 +234,13 @@ class DeviceSupervisor:
         next_t = time.monotonic() + self.start_offset_s
         while not stop.is_set():
             delay = next_t - time.monotonic()
-            if delay > 0:
-                try:
-                    await asyncio.wait_for(stop.wait(), delay)
-                    break
-                except TimeoutError:
-                    pass
+            if delay > 0 and await _sleep(stop, delay, getattr(self.driver, "changed", None)):
+                break
             ok = await self.poll()
             now = time.monotonic()
-            if ok:
+            if ok and now < next_t:
+                pass  # woken early by pushed data: the regular poll stays where it was
+            elif ok:
                 next_t = max(next_t + interval, now)  # keep the rate, never burst to catch up
             else:
                 next_t = now + backoff_s(self.failures, interval, self._rng)
@@ -276,3 +277,22 @@ class DeviceSupervisor:
         if self.driver is not None:
             out.update({f"driver_{k}": v for k, v in self.driver.stats().items()})
         return out
+
+
+async def _sleep(stop: asyncio.Event, delay: float, changed: asyncio.Event | None) -> bool:
+    """Wait up to ``delay`` s, or until the driver has pushed data (then gather
+    PUSH_GAP_S more); True when ``stop`` is set."""
+    waits = [asyncio.ensure_future(stop.wait())]
+    if changed is not None:
+        waits.append(asyncio.ensure_future(changed.wait()))
+    try:
+        await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+    if changed is not None and changed.is_set() and not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), PUSH_GAP_S)
+        except TimeoutError:
+            pass
+    return stop.is_set()
