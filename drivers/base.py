@@ -6,6 +6,8 @@ these errors inside each driver, so the agent's supervisor handles one small set
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any, Protocol, runtime_checkable
 
 from contracts.commands import CommandAction
@@ -20,6 +22,7 @@ __all__ = [
     "WriteRejected",
     "BadConfig",
     "switch_params",
+    "RateLimitedLog",
 ]
 
 
@@ -89,3 +92,20 @@ def switch_params(params: dict[str, Any], circuits: int) -> tuple[int, bool]:
     if extra:
         raise ValueError(f"unexpected params: {', '.join(sorted(extra))}")
     return circuit, on
+
+
+class RateLimitedLog:
+    """Logs a recurring failure at most once per ``every_s`` (a full disk fails every write)."""
+
+    def __init__(self, logger: logging.Logger, every_s: float = 30.0, level: int = logging.ERROR):
+        self.logger, self.every_s, self.level = logger, every_s, level
+        self._last = -every_s
+
+    def __call__(self, msg: str, *args: Any) -> bool:
+        """Log ``msg % args`` unless it was logged less than ``every_s`` ago; True if logged."""
+        now = time.monotonic()
+        if now - self._last < self.every_s:
+            return False
+        self._last = now
+        self.logger.log(self.level, msg, *args)
+        return True

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from contracts.telemetry import TelemetryRow
-from drivers.base import BadConfig, DeviceUnavailable
+from drivers.base import BadConfig, DeviceUnavailable, RateLimitedLog
 
 __all__ = [
     "Listener",
@@ -70,7 +69,7 @@ class Listener:
         self.last_error = ""
         self.commit: CommitHook | None = None
         self.waiting = 0  # frames whose reply waits for the disk
-        self._withheld_logged = -30.0
+        self._withheld_log = RateLimitedLog(log, 30.0, logging.WARNING)
         self._server: asyncio.Server | None = None
         self._conns: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._start_lock = asyncio.Lock()
@@ -100,22 +99,20 @@ class Listener:
         else:
             self.waiting += 1
             try:
-                ok = await asyncio.wait_for(committed, REPLY_WAIT_S)
+                # shielded: the future is the outbox's; a late reply must not cancel it
+                ok = await asyncio.wait_for(asyncio.shield(committed), REPLY_WAIT_S)
             except TimeoutError:
                 ok = False
             finally:
                 self.waiting -= 1
         if not ok:
             self.counters["replies_withheld"] += 1
-            now = time.monotonic()
-            if now - self._withheld_logged >= 30.0:  # a full disk refuses every frame
-                self._withheld_logged = now
-                log.warning(
-                    "%s listener %s:%d: rows not committed to the buffer, no reply sent (the "
-                    "device resends); %d replies withheld so far",
-                    *self._where(),
-                    self.counters["replies_withheld"],
-                )
+            self._withheld_log(  # a full disk refuses every frame
+                "%s listener %s:%d: rows not committed to the buffer, no reply sent (the "
+                "device resends); %d replies withheld so far",
+                *self._where(),
+                self.counters["replies_withheld"],
+            )
         return ok
 
     def _where(self) -> tuple[str, str, int]:

@@ -186,7 +186,7 @@ class EdgeAgent:
             self.supervisors,
             self._publish_ack,
             self._outbox.add,
-            CommandLog(buffer.db, self.agent_id),  # beside the batches, in the same file
+            CommandLog(buffer.db, self.agent_id, io=buffer.io),  # the same file and thread
         )
         self._commands.recover()
         self._link.on_connected.append(self._republish_all)
@@ -330,14 +330,16 @@ class EdgeAgent:
         for t in done:
             if not t.cancelled() and t.exception() is not None:
                 log.error("task %s failed: %r", t.get_name(), t.exception())
+        # Pushing devices first (listeners, tracker subscriptions): no rows arrive while
+        # the outbox drains, and none after the buffer is closed.
         await self.listeners.stop()
+        for s in self.supervisors.values():
+            if s.driver is not None:
+                await _close_driver(s, stopping=True)
         if self.metrics_server is not None:
             await self.metrics_server.stop()
         await self._outbox.drain(2.0)
         await self._link.stop()
-        for s in self.supervisors.values():
-            if s.driver is not None:
-                await _close_driver(s)
         log.info(
             "agent %s stopped: %s",
             self.agent_id,
@@ -346,9 +348,14 @@ class EdgeAgent:
         self._outbox.buffer.close()
 
 
-async def _close_driver(sup: DeviceSupervisor) -> None:
-    """Close a supervisor's driver; a failure here only matters for debugging."""
+async def _close_driver(sup: DeviceSupervisor, *, stopping: bool = False) -> None:
+    """Close a supervisor's driver; a failure here only matters for debugging.
+
+    ``stopping``: the agent stops (not a device removed); a driver with ``suspend`` (a
+    durable tracker) keeps its broker subscription for the next run.
+    """
+    suspend = getattr(sup.driver, "suspend", None) if stopping else None
     try:
-        await sup.driver.close()  # type: ignore[union-attr]
+        await (suspend() if suspend is not None else sup.driver.close())  # type: ignore[union-attr]
     except Exception:
         log.debug("closing %s failed", sup.device.id, exc_info=True)

@@ -10,15 +10,23 @@ Both are bounded: states by count (``max_ids``) and age (``max_age_s``), audit r
 count (``max_audit``) and age (``max_audit_age_s``); what the bounds remove is counted.
 A disk error is counted and logged and never stops a command: the executor keeps its
 in-memory window of recent ids either way.
+
+Under an agent the log shares the buffer's connection and its thread (``io``): the
+executor runs every call through :meth:`CommandLog.later`, in order with the buffer's
+writes and off the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
 import time
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import Executor
+from functools import partial
+from typing import Any, TypeVar
 
 from contracts.commands import TERMINAL_STATES, Command, CommandAck
 
@@ -51,6 +59,7 @@ CREATE TABLE IF NOT EXISTS command_audit (
 );
 """
 _PRUNE_EVERY = 200  # writes between two prunings
+T = TypeVar("T")
 
 
 class CommandLog:
@@ -65,8 +74,10 @@ class CommandLog:
         max_age_s: float = 7 * 86400.0,
         max_audit: int = 1_000_000,
         max_audit_age_s: float = 90 * 86400.0,
+        io: Executor | None = None,
     ):
         self.db = db
+        self.io = io  # the one thread that uses ``db`` (None: the caller's)
         self.agent_id = agent_id
         self.max_ids, self.max_age_s = max_ids, max_age_s
         self.max_audit, self.max_audit_age_s = max_audit, max_audit_age_s
@@ -74,6 +85,18 @@ class CommandLog:
         self._writes = 0
         self.db.executescript(_SCHEMA)
         self.prune()
+
+    def later(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Run one of this log's methods on ``io`` (without one: now); a future either way."""
+        loop = asyncio.get_running_loop()
+        if self.io is not None:
+            return loop.run_in_executor(self.io, partial(fn, *args))
+        fut: asyncio.Future[T] = loop.create_future()
+        try:
+            fut.set_result(fn(*args))
+        except Exception as exc:
+            fut.set_exception(exc)
+        return fut
 
     def _error(self, what: str, exc: sqlite3.Error) -> None:
         self.counters["log_errors"] += 1

@@ -12,6 +12,10 @@ not executed twice. The TTL is checked on arrival and again right before the com
 handed to the device. Every step is written to the command log's audit table and logged
 on the ``rongguan.audit`` logger. A command a previous run left unfinished (killed while
 it ran) is closed as FAILED at start, never retried: whether the device acted is unknown.
+
+Each ack is published once its row is committed in the command log (on the buffer's own
+thread, off the event loop); a command is handed to the device only once its SENT state
+is on disk. Arrivals are taken one at a time, so a quick repeat is seen as a duplicate.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ class CommandExecutor:
         self.log = command_log
         self._recent: OrderedDict[str, CommandAck] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._intake = asyncio.Lock()  # dedupe and accept one arrival at a time
         # One command at a time per device, queued here so the TTL is checked after the wait.
         self._device_locks: dict[str, asyncio.Lock] = {}
         self.counters = {state.value: 0 for state in CommandState}
@@ -86,7 +91,8 @@ class CommandExecutor:
         detail: str = "",
         readback: dict[str, Any] | None = None,
         cmd: Command | None = None,
-    ) -> None:
+    ) -> asyncio.Future[Any]:
+        """Record the ack, then publish it; the future is done once it is published."""
         ack = CommandAck(
             command_id=cmd_id,
             device_id=device_id,
@@ -99,8 +105,6 @@ class CommandExecutor:
         while len(self._recent) > RECENT_IDS:
             self._recent.popitem(last=False)
         self.counters[state.value] += 1
-        if self.log is not None:
-            self.log.record(ack, cmd)
         who = (
             f" by={cmd.issued_by} role={cmd.role} reason={cmd.reason!r} action={cmd.action} params={json.dumps(cmd.params)}"
             if cmd
@@ -115,19 +119,41 @@ class CommandExecutor:
             detail,
             who,
         )
-        self._publish_ack(ack)
+        if self.log is None:
+            done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            self._publish_ack(ack)
+            return done
+        recorded = self.log.later(self.log.record, ack, cmd)
+        if recorded.done():  # no thread of its own: recorded already
+            self._publish_ack(ack)
+        else:  # callbacks run in registration order: published before an awaiter resumes
+            recorded.add_done_callback(lambda _f: self._publish_ack(ack))
+        return recorded
 
     def on_message(self, payload: bytes) -> None:
-        """Entry point from MQTT: decode, dedupe, validate, then execute in a task."""
+        """Entry point from MQTT: decode, then dedupe, validate and execute in a task."""
         try:
             cmd = Command.decode(payload)
         except (ValidationError, ValueError, TypeError) as exc:
             self.counters["bad_payloads"] += 1
             self._reject_garbage(payload, exc)
             return
+        task = asyncio.get_running_loop().create_task(self._handle(cmd))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, cmd: Command) -> None:
+        async with self._intake:
+            accepted = await self._accept(cmd)
+        if accepted is not None:
+            await self._execute(cmd, *accepted)
+
+    async def _accept(self, cmd: Command) -> tuple[DeviceSupervisor, dict[str, float]] | None:
+        """Dedupe and validate; the supervisor and expected read-back when it is to run."""
         seen = self._recent.get(cmd.command_id)
         if seen is None and self.log is not None:
-            seen = self.log.get(cmd.command_id)  # seen before a restart
+            seen = await self.log.later(self.log.get, cmd.command_id)  # seen before a restart
         if seen is not None:
             self.counters["duplicates"] += 1
             audit.info(
@@ -135,37 +161,37 @@ class CommandExecutor:
             )
             if self.log is not None:
                 detail = f"redelivered; answered with its recorded state {seen.state.value}"
-                self.log.audit(cmd.command_id, cmd.device_id, "duplicate", detail, cmd)
+                await self.log.later(
+                    self.log.audit, cmd.command_id, cmd.device_id, "duplicate", detail, cmd
+                )
             self._publish_ack(seen)
-            return
+            return None
         sup = self.supervisors.get(cmd.device_id)
         if sup is None:
-            self._ack(
+            await self._ack(
                 cmd.command_id,
                 cmd.device_id,
                 CommandState.REJECTED,
                 f"device {cmd.device_id!r} is not owned by agent {self.agent_id}",
                 cmd=cmd,
             )
-            return
+            return None
         if cmd.expired():
-            self._ack(
+            await self._ack(
                 cmd.command_id,
                 cmd.device_id,
                 CommandState.EXPIRED,
                 f"older than its ttl of {cmd.ttl_s} s",
                 cmd=cmd,
             )
-            return
+            return None
         try:
             expected = check_command(sup.device, cmd.action, cmd.params)
         except ValueError as exc:
-            self._ack(cmd.command_id, cmd.device_id, CommandState.REJECTED, str(exc), cmd=cmd)
-            return
-        self._ack(cmd.command_id, cmd.device_id, CommandState.RECEIVED, cmd=cmd)
-        task = asyncio.get_running_loop().create_task(self._execute(cmd, sup, expected))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+            await self._ack(cmd.command_id, cmd.device_id, CommandState.REJECTED, str(exc), cmd=cmd)
+            return None
+        await self._ack(cmd.command_id, cmd.device_id, CommandState.RECEIVED, cmd=cmd)
+        return sup, expected
 
     def _reject_garbage(self, payload: bytes, exc: Exception) -> None:
         """Ack REJECTED when the payload at least names a command id; log it either way."""
@@ -198,32 +224,36 @@ class CommandExecutor:
         cid, dev = cmd.command_id, cmd.device_id
         if cmd.expired():  # it may have waited behind other commands for this device
             detail = f"older than its ttl of {cmd.ttl_s} s before it could be sent"
-            self._ack(cid, dev, CommandState.EXPIRED, detail, cmd=cmd)
+            await self._ack(cid, dev, CommandState.EXPIRED, detail, cmd=cmd)
             return
-        self._ack(cid, dev, CommandState.SENT, f"{cmd.action} {json.dumps(cmd.params)}", cmd=cmd)
+        await self._ack(
+            cid, dev, CommandState.SENT, f"{cmd.action} {json.dumps(cmd.params)}", cmd=cmd
+        )
         try:
             readback = await sup.execute(cmd.action, cmd.params)
         except WriteRejected as exc:
-            self._ack(cid, dev, CommandState.FAILED, f"device refused: {exc}", cmd=cmd)
+            await self._ack(cid, dev, CommandState.FAILED, f"device refused: {exc}", cmd=cmd)
             return
         except DriverError as exc:
-            self._ack(cid, dev, CommandState.FAILED, f"{type(exc).__name__}: {exc}", cmd=cmd)
+            await self._ack(cid, dev, CommandState.FAILED, f"{type(exc).__name__}: {exc}", cmd=cmd)
             return
         except Exception as exc:  # never let a driver bug leave a command without an answer
             log.exception("command %s failed unexpectedly", cid)
-            self._ack(
+            await self._ack(
                 cid, dev, CommandState.FAILED, f"internal error: {type(exc).__name__}", cmd=cmd
             )
             return
-        self._ack(cid, dev, CommandState.ACKNOWLEDGED, "device accepted the command", cmd=cmd)
+        await self._ack(cid, dev, CommandState.ACKNOWLEDGED, "device accepted the command", cmd=cmd)
         mismatch = {k: (v, readback.get(k)) for k, v in expected.items() if readback.get(k) != v}
         if mismatch:
             detail = "; ".join(
                 f"{k} read back {got!r}, expected {want!r}" for k, (want, got) in mismatch.items()
             )
-            self._ack(cid, dev, CommandState.FAILED, detail, readback=readback, cmd=cmd)
+            await self._ack(cid, dev, CommandState.FAILED, detail, readback=readback, cmd=cmd)
             return
-        self._ack(cid, dev, CommandState.CONFIRMED, "read back matches", readback=readback, cmd=cmd)
+        await self._ack(
+            cid, dev, CommandState.CONFIRMED, "read back matches", readback=readback, cmd=cmd
+        )
         now = clock.now_ns()
         self._on_readback(
             [TelemetryRow(dev, sup.device.kind, now, k, float(v)) for k, v in readback.items()]

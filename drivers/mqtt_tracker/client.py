@@ -57,8 +57,16 @@ class MqttTrackerDriver:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def use_commit(self, session: str, commit: Commit) -> None:
-        """Durable mode: PUBACK a fix only once ``commit`` has its rows on disk."""
+        """Durable mode: PUBACK a fix only once ``commit`` has its rows on disk.
+
+        Called on the event loop, it attaches the topic at once without connecting, so the
+        backlog the broker sends when the first tracker connects finds this one's route.
+        """
         self._session, self._commit = session, commit
+        if self._hub is None:
+            self._loop = asyncio.get_running_loop()
+            self._hub = hubs.acquire(self.broker, session)
+            self._ready = self._hub.attach(self.settings.topic, self._on_payload, start=False)
 
     def stats(self) -> dict[str, int]:
         """Fixes received, rejected and dropped."""
@@ -80,7 +88,7 @@ class MqttTrackerDriver:
         if ack is not None and self._commit is not None and self._loop is not None:
             with self._lock:
                 self._counters["fixes"] += 1
-            self._loop.call_soon_threadsafe(self._commit_fix, rows, ack)
+            hubs.call_soon(self._loop, self._commit_fix, rows, ack)  # unacked if the loop is gone
             return
         if ack is not None:
             ack()
@@ -110,6 +118,8 @@ class MqttTrackerDriver:
             self._loop = asyncio.get_running_loop()
             self._hub = hubs.acquire(self.broker, self._session if self._commit else None)
             self._ready = self._hub.attach(self.settings.topic, self._on_payload)
+        else:
+            self._hub.start()
         try:  # subscribed (SUBACK), not merely connected: nothing sent after is missed
             await asyncio.wait_for(self._ready.wait(), self.device.timeout_s)
         except TimeoutError:
@@ -138,7 +148,15 @@ class MqttTrackerDriver:
 
     async def close(self) -> None:
         """Detach from the shared connection (stopped with its last tracker); safe twice."""
+        await self._detach(unsubscribe=True)
+
+    async def suspend(self) -> None:
+        """Close for an agent's stop: a durable session keeps the subscription, so the
+        broker keeps this tracker's fixes until the agent's next run."""
+        await self._detach(unsubscribe=not self._commit)
+
+    async def _detach(self, *, unsubscribe: bool) -> None:
         hub, self._hub = self._hub, None
         if hub is not None:
-            hub.detach(self.settings.topic, self._on_payload)
+            hub.detach(self.settings.topic, self._on_payload, unsubscribe=unsubscribe)
             await hubs.release(hub)

@@ -12,7 +12,12 @@ session (stable client id, clean session off) and acknowledges each QoS 1 messag
 rows are committed to disk. A message never acked stays with the broker, which sends it
 again on the session's next connection; :meth:`TrackerHub.redeliver` makes that
 connection happen (at most every ``REDELIVER_AFTER_S``), and an agent killed before its
-commit gets the message again when it comes back.
+commit gets the message again when it comes back. A message for a topic no tracker has
+attached yet is left unacked too (counted, redelivered): after a restart the broker sends
+the backlog of every topic at once, before the later trackers' staggered first polls. An
+agent attaches all its trackers before the first connects (``start=False``), and a
+stopping agent keeps their subscriptions (``detach(unsubscribe=False)``) so the broker
+keeps their fixes meanwhile.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -30,14 +36,29 @@ from contracts.config import BrokerConfig
 from contracts.mqtt import make_client
 from drivers.shared import Shared
 
-__all__ = ["TrackerHub", "acquire", "release"]
+__all__ = ["TrackerHub", "acquire", "call_soon", "release"]
 
 log = logging.getLogger(__name__)
 _SUBSCRIBE_CHUNK = 500  # topics per SUBSCRIBE packet when (re)connecting
 REDELIVER_AFTER_S = 5.0
+# Durable mode: how long after connecting a message for a topic nobody attached is left
+# unacked (its tracker is still in its staggered first poll or its backoff). Later it is
+# a stale subscription (a tracker removed while the agent was down): acked, unsubscribed.
+UNROUTED_GRACE_S = 120.0
 
 Ack = Callable[[], None]
 Handler = Callable[[bytes, Ack | None], None]  # (payload, ack: None when already acked)
+
+
+def call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> bool:
+    """Run ``fn`` on ``loop`` from paho's thread; False when the loop is closed (shutdown)."""
+    if loop.is_closed():  # paho's thread may outlive the loop (a stopped agent, a test)
+        return False
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:  # closed between the check and the call
+        return False
+    return True
 
 
 class TrackerHub:
@@ -57,14 +78,15 @@ class TrackerHub:
         self._up = False  # paho's view of the session, under the lock (see attach)
         self.connected = asyncio.Event()  # set on the event loop
         self.unrouted = 0  # messages for a tracker detached since the subscription
+        self.unrouted_unacked = 0  # ... of them left unacked for redelivery (durable mode)
+        self._started_t = 0.0
         self.reconnects_for_redelivery = 0
         self._redeliver: asyncio.TimerHandle | None = None
         self._cycling: asyncio.Task[None] | None = None
         self._client: mqtt.Client | None = None
 
     def _soon(self, fn: Callable[..., Any], *args: Any) -> None:
-        if not self._loop.is_closed():  # paho's thread may outlive a test's loop
-            self._loop.call_soon_threadsafe(fn, *args)
+        call_soon(self._loop, fn, *args)
 
     def _subscribe(self, client: mqtt.Client, topics: list[str]) -> None:
         # called under the lock: the SUBACK must find its mid registered
@@ -109,8 +131,18 @@ class TrackerHub:
         handler = self._routes.get(msg.topic)
         if handler is None:
             self.unrouted += 1
-            if ack is not None:
-                ack()  # nobody here wants it: keeping it would only block the session
+            if ack is None:
+                return
+            if time.monotonic() - self._started_t < UNROUTED_GRACE_S:
+                # Durable: the tracker may attach later (a restart's backlog arrives for
+                # every topic at once); unacked, the broker sends it again on reconnect.
+                self.unrouted_unacked += 1
+                self._soon(self.redeliver)
+                return
+            ack()  # nobody came for it: a stale subscription that would block the session
+            with self._lock:
+                if msg.topic not in self._routes:
+                    client.unsubscribe(msg.topic)
             return
         handler(msg.payload, ack)
 
@@ -118,6 +150,7 @@ class TrackerHub:
         """Messages the broker delivered for no attached tracker; reconnects for redelivery."""
         return {
             "unrouted_messages": self.unrouted,
+            "unrouted_unacked": self.unrouted_unacked,
             "reconnects_for_redelivery": self.reconnects_for_redelivery,
         }
 
@@ -142,26 +175,36 @@ class TrackerHub:
         if self.users > 0 and self._client is None:  # attach() may have started one meanwhile
             self._start()
 
-    def attach(self, topic: str, handler: Handler) -> asyncio.Event:
-        """Route ``topic`` to ``handler``; the event is set once the broker acked it."""
+    def attach(self, topic: str, handler: Handler, *, start: bool = True) -> asyncio.Event:
+        """Route ``topic`` to ``handler``; the event is set once the broker acked it.
+
+        ``start=False`` registers the route without connecting (see :meth:`start`): an
+        agent attaches every tracker first, so a restart's backlog finds all its routes.
+        """
         ready = self._ready.setdefault(topic, asyncio.Event())
         with self._lock:
             self._routes[topic] = handler
             if self._up and self._client is not None:
                 self._subscribe(self._client, [topic])
-        if self._client is None:
-            self._start()
+        if start:
+            self.start()
         return ready
 
-    def detach(self, topic: str, handler: Handler) -> None:
-        """Stop routing ``topic`` to ``handler``."""
+    def start(self) -> None:
+        """Connect unless connected (or connecting) already."""
+        if self._client is None:
+            self._start()
+
+    def detach(self, topic: str, handler: Handler, *, unsubscribe: bool = True) -> None:
+        """Stop routing ``topic`` to ``handler``; ``unsubscribe=False`` keeps the durable
+        session's subscription (an agent stopping: the broker keeps the fixes meanwhile)."""
         with self._lock:
             if self._routes.get(topic) == handler:  # bound methods: equal, not identical
                 del self._routes[topic]
             else:
                 return
             self._ready.pop(topic, None)
-            if self._up and self._client is not None:
+            if unsubscribe and self._up and self._client is not None:
                 self._client.unsubscribe(topic)
 
     def _start(self) -> None:
@@ -175,6 +218,7 @@ class TrackerHub:
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
+        self._started_t = time.monotonic()
         client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s)
         client.loop_start()
         self._client = client

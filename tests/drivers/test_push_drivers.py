@@ -110,3 +110,25 @@ def test_port_in_use_is_device_unavailable():
             await first.stop()
 
     asyncio.run(main())
+
+
+def test_a_reply_that_times_out_leaves_the_commit_future_alone(monkeypatch):
+    """The commit future belongs to the outbox (one per flush, shared by many frames):
+    a frame giving up on it must not cancel it for the others."""
+    from drivers import listener as listener_mod
+
+    monkeypatch.setattr(listener_mod, "REPLY_WAIT_S", 0.01)
+
+    async def main() -> None:
+        lst = ListenerPool().attach("hj212", "127.0.0.1", 0, "MN1", object(), _no_handler)
+        shared: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        assert not await lst.durable(shared)  # too slow: no reply, counted
+        assert not shared.cancelled() and lst.counters["replies_withheld"] == 1
+        shared.set_result(True)  # ... and the next frame still gets its answer
+        assert await lst.durable(shared)
+
+    asyncio.run(main())
+
+
+async def _no_handler(*_args: object) -> None:
+    """A connection handler never called (no connection is made)."""

@@ -46,7 +46,8 @@ def test_drop_newest(tmp_path):
 def test_survives_reopen_and_seq_keeps_increasing(tmp_path):
     buf = DiskBuffer(tmp_path / "b.db", 10)
     seqs = [buf.next_seq() for _ in range(3)]
-    buf.put("t", b"x", offline=True)
+    buf.put("t", b"x", offline=True, seq=seqs[-1])  # the seq is stored with the batch
+    buf.next_seq()  # taken by a batch that was never stored: need not survive
     buf.close()
     again = DiskBuffer(tmp_path / "b.db", 10)
     assert again.recovered == 1 and [i.payload for i in again.after(0, 10)] == [b"x"]
@@ -76,6 +77,24 @@ def test_byte_quota_drops_oldest_with_counters(tmp_path):
     assert buf.size_bytes() == 200
     buf.close()
     assert DiskBuffer(tmp_path / "b.db", 100, max_bytes=350).size_bytes() == 200  # reopened
+
+
+def test_a_batch_the_quota_cannot_make_room_for_evicts_nothing(tmp_path):
+    buf = DiskBuffer(tmp_path / "b.db", 100, "drop_oldest", max_bytes=1000)
+    for i in range(5):
+        assert buf.put("t", bytes([i]) * 150, offline=True)
+    in_flight = buf.after(0, 3)[-1].id  # three handed to the broker: only two may go
+    # 750 + 600 B needs 350 B evicted; the two evictable hold 300: refused as a whole
+    assert not buf.put("t", b"z" * 600, offline=True, keep_after=in_flight)
+    assert [s.payload[0] for s in buf.after(0, 10)] == [0, 1, 2, 3, 4]
+    assert buf.dropped == 1 and buf.depth() == 5 and buf.size_bytes() == 750
+    buf.close()
+    again = DiskBuffer(tmp_path / "b.db", 100, max_bytes=1000)  # nothing evicted on disk
+    assert again.depth() == 5 and again.size_bytes() == 750
+    # one that eviction can make room for evicts only what it needs (the two oldest unsent)
+    assert again.put("t", b"y" * 500, offline=True, keep_after=in_flight)
+    assert [s.payload[0] for s in again.after(0, 10)] == [0, 1, 2, ord("y")]
+    assert again.dropped == 2 and again.size_bytes() == 950
 
 
 def test_byte_quota_drop_newest_and_oversized(tmp_path):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
@@ -48,27 +47,41 @@ class FakeSupervisor:
 
 
 class Harness:
-    """An executor on a buffer file, as an agent builds it; ``restart()`` builds a new one."""
+    """An executor on a buffer file, as an agent builds it (the log on the buffer's thread);
+    ``restart()`` builds a new one."""
 
     def __init__(self, path: Path):
         self.path = path
         self.sup = FakeSupervisor()
         self.acks: list[CommandAck] = []
+        self._changed = asyncio.Event()
         self.restart()
 
     def restart(self) -> None:
         self.buffer = DiskBuffer(self.path, 100)
-        self.log = CommandLog(self.buffer.db, "agent-c")
+        self.log = CommandLog(self.buffer.db, "agent-c", io=self.buffer.io)
         self.ex = CommandExecutor(
-            "agent-c", {"LC-T1": self.sup}, self.acks.append, lambda rows: None, self.log
+            "agent-c", {"LC-T1": self.sup}, self._ack, lambda rows: None, self.log
         )  # type: ignore[dict-item]
         self.ex.recover()
+
+    def _ack(self, ack: CommandAck) -> None:
+        self.acks.append(ack)
+        self._changed.set()
 
     def states(self, cid: str) -> list[CommandState]:
         return [a.state for a in self.acks if a.command_id == cid]
 
+    async def until_states(self, cid: str, want: list[CommandState]) -> None:
+        """Wait (on the acks, not the clock) until ``cid`` has had the acks ``want``."""
+        while self.states(cid) != want:
+            assert len(self.states(cid)) < len(want), self.states(cid)
+            self._changed.clear()
+            await asyncio.wait_for(self._changed.wait(), 30)
+
     async def settle(self) -> None:
         await self.ex.wait_idle(10)
+        await self.buffer.call(lambda: None)  # the log's writes queued before are done
 
 
 def _cmd(**kw: Any) -> Command:
@@ -104,26 +117,39 @@ def test_redelivery_after_restart_gets_the_recorded_state_and_no_second_executio
     asyncio.run(main())
 
 
-def test_ttl_is_checked_again_right_before_the_device(tmp_path):
+def test_ttl_is_checked_again_right_before_the_device(tmp_path, monkeypatch):
+    # The clock is the test's: a command expires when the test says so, not after a margin.
+    expired: set[str] = set()
+    monkeypatch.setattr(Command, "expired", lambda self, now_ns=None: self.command_id in expired)
+
     async def main() -> None:
         h = Harness(tmp_path / "buf.db")
         h.sup.gate = asyncio.Event()
         first = _cmd()
         h.ex.on_message(first.encode())
         await h.sup.started.wait()  # the device is busy with the first command
-        # valid on arrival, but it expires while it waits its turn
-        late = _cmd(params={"circuit": 2, "on": True}, issued_ns=time.time_ns() - 800_000_000,
-                    ttl_s=1.0)  # fmt: skip
+        late = _cmd(params={"circuit": 2, "on": True}, ttl_s=1.0)
         h.ex.on_message(late.encode())
-        assert h.states(late.command_id) == [S.RECEIVED]
-        while not late.expired():
-            await asyncio.sleep(0.02)
+        await h.until_states(late.command_id, [S.RECEIVED])  # valid on arrival
+        expired.add(late.command_id)  # ... and it expires while it waits its turn
         h.sup.gate.set()
         await h.settle()
         assert h.states(first.command_id)[-1] == S.CONFIRMED
         assert h.states(late.command_id) == [S.RECEIVED, S.EXPIRED]
         assert h.sup.executed == [{"circuit": 1, "on": True}]  # the late one never reached it
         assert [t["state"] for t in h.log.trail(late.command_id)] == ["received", "expired"]
+
+    asyncio.run(main())
+
+
+def test_a_quick_repeat_is_a_duplicate_while_the_first_is_still_being_taken(tmp_path):
+    async def main() -> None:
+        h = Harness(tmp_path / "buf.db")
+        cmd = _cmd()
+        h.ex.on_message(cmd.encode())
+        h.ex.on_message(cmd.encode())  # before the first one's log lookup has come back
+        await h.settle()
+        assert len(h.sup.executed) == 1 and h.ex.counters["duplicates"] == 1
 
     asyncio.run(main())
 
@@ -141,6 +167,7 @@ def test_a_command_cut_short_by_a_kill_is_closed_as_failed_not_retried(tmp_path)
         h.buffer.close()
         h.acks.clear()
         h.restart()  # closes it at start
+        await h.settle()
         assert h.states(cmd.command_id) == [S.FAILED]
         assert "restarted" in h.acks[0].detail and h.ex.counters["interrupted"] == 1
         h.ex.on_message(cmd.encode())  # redelivered: answered, not executed again
@@ -157,6 +184,7 @@ def test_rejections_and_garbage_are_audited_too(tmp_path):
         bad = _cmd(params={"circuit": 99, "on": True})
         h.ex.on_message(bad.encode())
         h.ex.on_message(b'{"command_id": "g1", "device_id": "LC-T1"}')
+        await h.settle()
         assert [t["state"] for t in h.log.trail(bad.command_id)] == ["rejected"]
         assert h.log.trail(bad.command_id)[0]["issued_by"] == "eng-7"
         assert [t["state"] for t in h.log.trail("g1")] == ["rejected"]
@@ -188,6 +216,7 @@ def test_a_failing_disk_is_counted_and_the_command_still_runs(tmp_path):
         assert h.states(cmd.command_id)[-1] == S.CONFIRMED
         assert h.log.counters["log_errors"] >= 4
         h.ex.on_message(cmd.encode())  # still idempotent within the run (memory)
+        await h.settle()
         assert len(h.sup.executed) == 1
 
     asyncio.run(main())
@@ -211,7 +240,8 @@ def test_a_real_agent_restarted_on_its_file_does_not_execute_a_redelivery(mqtt_b
         assert watcher.states(cmd["c"].command_id) == [S.CONFIRMED]
         m = agent.metrics()
         assert m["commands_duplicates"] == 1 and m["commands_sent"] == 0
-        trail = agent._commands.log.trail(cmd["c"].command_id)
+        log = agent._commands.log
+        trail = await agent._outbox.buffer.call(log.trail, cmd["c"].command_id)
         assert [t["state"] for t in trail][-1] == "duplicate" and len(trail) == 5
 
     _run(mqtt_broker, tmp_path, first)

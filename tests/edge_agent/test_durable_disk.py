@@ -2,7 +2,8 @@
 
 The disk is made full for real SQLite writes: the buffer file may not grow
 (``PRAGMA max_page_count``) and its free room is taken (see ``_fill``), again on every
-check, as other writers on a full disk would. The agent must count the refused
+check, as other writers on a full disk would. The test's SQL runs on the buffer's own
+thread (``io``), between the agent's writes, never inside one of its transactions. The agent must count the refused
 writes, say so in its log, keep publishing new batches from memory, and go back to the
 disk once there is room again.
 """
@@ -46,14 +47,21 @@ def test_disk_full_is_counted_and_fresh_data_keeps_flowing(mqtt_broker, tmp_path
     async def body(agent, city, watcher, devices):
         outbox = agent._outbox
         db = outbox.buffer.db
+
+        def on_io(fn, *args):
+            return outbox.buffer.io.submit(fn, *args).result()
+
+        def sql(stmt: str):
+            return on_io(lambda: db.execute(stmt).fetchall())
+
         await until(lambda: agent.metrics()["batches_published"] >= 3, 15, "first batches")
-        db.execute("CREATE TABLE filler (x BLOB)")
-        pages = db.execute("PRAGMA page_count").fetchone()[0]
-        db.execute(f"PRAGMA max_page_count={pages}")
+        sql("CREATE TABLE filler (x BLOB)")
+        pages = sql("PRAGMA page_count")[0][0]
+        sql(f"PRAGMA max_page_count={pages}")
 
         def still_full(cond):
             def check():
-                _fill(db)
+                on_io(_fill, db)
                 return cond()
 
             return check
@@ -72,9 +80,9 @@ def test_disk_full_is_counted_and_fresh_data_keeps_flowing(mqtt_broker, tmp_path
         assert any("disk buffer" in r.getMessage() and "failed" in r.getMessage()
                    for r in caplog.records)  # fmt: skip
         # room again: the buffer takes the batches again, the memory queue empties
-        db.execute("DROP TABLE filler")
-        db.execute("DELETE FROM outbox WHERE id < 0")
-        db.execute("PRAGMA max_page_count=1073741823")
+        sql("DROP TABLE filler")
+        sql("DELETE FROM outbox WHERE id < 0")
+        sql("PRAGMA max_page_count=1073741823")
         await until(lambda: agent.metrics()["batches_in_memory"] == 0, 20, "memory queue drained")
         spilled = agent.metrics()["batches_spilled"]
         published = agent.metrics()["batches_published"]

@@ -148,7 +148,8 @@ def test_refused_rows_get_no_reply_and_the_resend_does(tmp_path):
                 await asyncio.wait_for(reader.readuntil(b"\r\n"), 0.3)
             assert _pm10(path) == [1]
             assert agent.metrics()["commits_refused"] == 1
-            agent._outbox.buffer.delete(agent._outbox.buffer.after(0, 1)[0].id)  # sent away
+            buf = agent._outbox.buffer  # sent away (on the buffer's thread, as the agent's calls)
+            await buf.call(lambda: buf.delete(buf.after(0, 1)[0].id))
             writer.write(_hj_frame(MNS[0], 0.002))  # the monitor's retransmission
             reply = hj_decode(await asyncio.wait_for(reader.readuntil(b"\r\n"), 10))
             assert reply.cn == "9014" and _pm10(path) == [2]
