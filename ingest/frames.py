@@ -129,8 +129,9 @@ def raw_json(v: object) -> str:
 
 
 def is_float_value(x: object) -> bool:
-    """None or a JSON number that fits a float64 (a larger integer has none)."""
-    return x is None or (isinstance(x, int | float) and abs(x) <= _F64_MAX)
+    """None or a JSON number that fits a float64 (a larger integer has none). NaN and
+    infinities are floats: validation refuses them as ``non_finite``, not here."""
+    return x is None or isinstance(x, float) or (isinstance(x, int) and abs(x) <= _F64_MAX)
 
 
 def _row_problem(d: object, f: object, t: object, x: object, nd: int, nf: int) -> dict | None:

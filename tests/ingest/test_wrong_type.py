@@ -178,3 +178,12 @@ def test_tracker_members_of_any_type_never_escape_as_other_errors():
             TrackerFormat().decode_rows(json.dumps(fixes).encode())
         except BatchError:
             continue
+
+
+def test_nan_and_infinities_are_floats_left_to_validation() -> None:
+    # decoding keeps them (validation refuses them as non_finite); only a number no
+    # float64 can hold, or a non-number, is the wrong type
+    from ingest.frames import is_float_value
+
+    assert all(is_float_value(x) for x in (None, float("nan"), float("inf"), -1e308, 10**300))
+    assert not any(is_float_value(x) for x in (10**400, "1.5", [], {}))
