@@ -85,12 +85,17 @@ class PushDevices:
             self._tasks.append(asyncio.create_task(dev.run()))
 
     async def stop(self) -> None:
-        """Cancel every device task."""
+        """Cancel every device task (again while one is still running: on Python 3.11
+        ``asyncio.wait_for`` can swallow a cancellation that meets a reply arriving)."""
+        pending = set(self._tasks)
+        while pending:
+            for t in pending:
+                t.cancel()
+            _done, pending = await asyncio.wait(pending, timeout=1.0)
         for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+            if not t.cancelled():
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    t.result()
         self._tasks = []
 
     def wake(self, device_id: str) -> None:
