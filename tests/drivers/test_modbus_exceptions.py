@@ -14,33 +14,13 @@ from drivers import BadConfig, DeviceTimeout, DeviceUnavailable, WriteRejected
 from drivers.modbus import ModbusDriver
 from drivers.modbus.bus import EXCEPTION_CODES, DeviceBusy, IllegalAddress, exception_error
 from hardware.sim.modbus_server import ModbusDeviceServer, unit
+from tests.drivers._dust import dust_device, dust_state
 
-STATE = {
-    k: 10.0
-    for k in (
-        "pm25",
-        "pm10",
-        "tsp",
-        "noise",
-        "wind_speed",
-        "wind_direction",
-        "temperature",
-        "humidity",
-    )
-}
+STATE = dust_state(10.0)
 
 
 def _device(srv: ModbusDeviceServer, unit_id: int = 1, **kw: Any) -> DeviceConfig:
-    return DeviceConfig(
-        id=f"DM-{unit_id}",
-        kind="dust_monitor",
-        protocol="modbus",
-        profile="modbus_dust_monitor",
-        endpoint=srv.endpoint,
-        unit_id=unit_id,
-        timeout_s=5.0,
-        **kw,
-    )
+    return dust_device(srv.endpoint, unit_id, timeout_s=5.0, **kw)
 
 
 def _answer_with(srv: ModbusDeviceServer, codes: list[ExcCodes]) -> None:

@@ -6,56 +6,23 @@ from __future__ import annotations
 import asyncio
 import struct
 
-from contracts.config import DeviceConfig
 from drivers.modbus import ModbusDriver
 from drivers.modbus.line import PRIORITY_RANK, PriorityLock
 from drivers.modbus.mbap import frame
-from hardware.sim.modbus_server import ModbusDeviceServer, unit
+from tests.drivers._dust import dust_device, dust_gateway, dust_state
 from tests.drivers._modbus_proxy import ModbusProxy
 
 UNITS = 6
-STATE = {
-    k: 1.0
-    for k in (
-        "pm25",
-        "pm10",
-        "tsp",
-        "noise",
-        "wind_speed",
-        "wind_direction",
-        "temperature",
-        "humidity",
-    )
-}
-
-
-async def _gateway(units: int) -> tuple[ModbusDeviceServer, ModbusProxy]:
-    srv = ModbusDeviceServer(
-        [unit(f"DM-{i}", i, "modbus_dust_monitor", lambda: STATE) for i in range(1, units + 1)]
-    )
-    await srv.start()
-    proxy = ModbusProxy((srv.host, srv.port))
-    await proxy.start()
-    return srv, proxy
+STATE = dust_state(1.0)
 
 
 def _driver(proxy: ModbusProxy, i: int) -> ModbusDriver:
-    return ModbusDriver(
-        DeviceConfig(
-            id=f"DM-{i}",
-            kind="dust_monitor",
-            protocol="modbus",
-            profile="modbus_dust_monitor",
-            endpoint=proxy.endpoint,
-            unit_id=i,
-            timeout_s=10.0,
-        )
-    )
+    return ModbusDriver(dust_device(proxy.endpoint, i, timeout_s=10.0))
 
 
 def test_units_polled_at_once_share_one_connection_one_request_in_flight():
     async def main() -> None:
-        srv, proxy = await _gateway(UNITS)
+        srv, proxy = await dust_gateway(UNITS, STATE)
         drivers = [_driver(proxy, i) for i in range(1, UNITS + 1)]
         try:
             # every unit connects at once, then polls 20 times, all concurrently; the line is
@@ -94,7 +61,7 @@ def test_the_proxy_sees_pipelined_requests():
     """The instrument can fail: three requests sent back to back count as three in flight."""
 
     async def main() -> None:
-        srv, proxy = await _gateway(1)
+        srv, proxy = await dust_gateway(1, STATE)
         try:
             proxy.hold()
             reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)

@@ -13,50 +13,20 @@ from typing import Any
 from contracts.config import DeviceConfig
 from drivers.modbus import ModbusDriver
 from edge_agent.supervisor import STAGGER_MAX_S, DeviceSupervisor
-from hardware.sim.modbus_server import ModbusDeviceServer, unit
+from hardware.sim.modbus_server import ModbusDeviceServer
+from tests.drivers._dust import dust_device, dust_gateway, dust_state
 from tests.drivers._modbus_proxy import ModbusProxy
 
-STATE = {
-    k: 5.0
-    for k in (
-        "pm25",
-        "pm10",
-        "tsp",
-        "noise",
-        "wind_speed",
-        "wind_direction",
-        "temperature",
-        "humidity",
-    )
-}
+STATE = dust_state(5.0)
 
 
 def _device(endpoint: str, i: int, priority: str, interval_s: float = 5.0) -> DeviceConfig:
-    return DeviceConfig(
-        id=f"DM-{i}",
-        kind="dust_monitor",
-        protocol="modbus",
-        profile="modbus_dust_monitor",
-        endpoint=endpoint,
-        unit_id=i,
-        priority=priority,  # type: ignore[arg-type]
-        interval_s=interval_s,
-        timeout_s=30.0,  # a queued low-priority poll waits long on a busy line: no timeouts
-    )
+    # a queued low-priority poll waits long on a busy line: no timeouts
+    return dust_device(endpoint, i, priority=priority, interval_s=interval_s, timeout_s=30.0)
 
 
 def _supervisor(dev: DeviceConfig) -> DeviceSupervisor:
     return DeviceSupervisor(dev, ModbusDriver(dev), lambda rows: None, lambda *_: None)
-
-
-async def _gateway(units: int) -> tuple[ModbusDeviceServer, ModbusProxy]:
-    srv = ModbusDeviceServer(
-        [unit(f"DM-{i}", i, "modbus_dust_monitor", lambda: STATE) for i in range(1, units + 1)]
-    )
-    await srv.start()
-    proxy = ModbusProxy((srv.host, srv.port))
-    await proxy.start()
-    return srv, proxy
 
 
 async def _stop(sups: list[DeviceSupervisor], proxy: ModbusProxy, srv: ModbusDeviceServer) -> None:
@@ -69,7 +39,7 @@ async def _stop(sups: list[DeviceSupervisor], proxy: ModbusProxy, srv: ModbusDev
 
 def test_a_high_priority_request_goes_before_queued_low_ones():
     async def main() -> None:
-        srv, proxy = await _gateway(5)
+        srv, proxy = await dust_gateway(5, STATE)
         prio = {1: "low", 2: "low", 3: "normal", 4: "low", 5: "high"}
         sups = {i: _supervisor(_device(proxy.endpoint, i, p)) for i, p in prio.items()}
         try:
@@ -100,7 +70,7 @@ def test_a_high_priority_request_goes_before_queued_low_ones():
 async def _share_of_unit_1(priorities: dict[int, str], polls_of_unit_1: int) -> dict[int, int]:
     """Every unit polls as fast as it may on one saturated line until unit 1 has made
     ``polls_of_unit_1`` polls; requests per unit as seen on the wire."""
-    srv, proxy = await _gateway(len(priorities))
+    srv, proxy = await dust_gateway(len(priorities), STATE)
     sups = {i: _supervisor(_device(proxy.endpoint, i, p, 1e-4)) for i, p in priorities.items()}
     stop = asyncio.Event()
     try:
