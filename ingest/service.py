@@ -61,6 +61,7 @@ from ingest.prometheus import ingest_text
 from ingest.quarantine import Quarantine
 from ingest.spill import Spill, SpillPolicy
 from ingest.store import TelemetryStore, open_store
+from ingest.store.lineproto import with_lines
 from ingest.tracker import TrackerFormat
 from ingest.validate import inventory_frame
 from ingest.writer import Writer
@@ -184,6 +185,7 @@ class IngestService:
             if store is None:
                 store = await asyncio.to_thread(open_store, self.cfg, influx_retries=2)
             self.store = store
+            self._encode_ahead = getattr(store, "takes_lines", False)
             self.quarantine = Quarantine(self.cfg.path(self._file("quarantine.db")))
             self.spill = Spill(
                 self.cfg.path(self._file("spill.db")), self.spill_max_rows, self.spill_policy
@@ -297,7 +299,7 @@ class IngestService:
         return msgs
 
     async def _handle(self, msgs: list[_Msg]) -> None:
-        good = await asyncio.to_thread(self._prepare, msgs)
+        good, to_store = await asyncio.to_thread(self._prepare, msgs)
         if good.height:
             for hook in self.hooks:
                 try:
@@ -307,11 +309,12 @@ class IngestService:
                     log.exception("ingest: hook %r failed", hook)
         if self._writer is not None and good.height:
             # Blocks while the writer is behind: that is the backpressure.
-            await asyncio.to_thread(self._writer.submit, good, lambda: self._ack(msgs))
+            await asyncio.to_thread(self._writer.submit, to_store, lambda: self._ack(msgs))
         else:
             self._ack(msgs)
 
-    def _prepare(self, msgs: list[_Msg]) -> pl.DataFrame:
+    def _prepare(self, msgs: list[_Msg]) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """The good rows, for the hooks and for the store (with lines encoded ahead)."""
         if self._inventory is None and self.devices is not None:
             self._inventory = inventory_frame(self.devices)
         good = prepare(
@@ -325,9 +328,14 @@ class IngestService:
             max_past_s=self.max_past_s,
             owner=self.owner,
         )
-        return good if good is not None else empty_frame()
+        if good is None:
+            return empty_frame(), empty_frame()
+        # Encoding here, beside the writer rather than on its thread, keeps both of
+        # InfluxDB's connections busy (measured: +N % rows/s, `rongguan bench ingest`).
+        return good, with_lines(good) if self._encode_ahead and good.height else good
 
     _inventory: pl.DataFrame | None = None
+    _encode_ahead = False
 
     def _ack(self, msgs: list[_Msg]) -> None:
         for m in msgs:

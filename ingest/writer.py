@@ -20,6 +20,7 @@ from ingest.metrics import IngestMetrics
 from ingest.quarantine import Quarantine
 from ingest.spill import Spill
 from ingest.store import StoreError, StoreUnavailable, TelemetryStore
+from ingest.store.lineproto import LINE
 
 __all__ = ["Writer", "STORE_REFUSED"]
 
@@ -156,5 +157,6 @@ class Writer(threading.Thread):
         self.m.add("rows_quarantined", frame.height)
         if self.quarantine is not None:
             self.quarantine.add_rows(
-                frame.with_columns(pl.lit(STORE_REFUSED).alias("reason")), "store"
+                frame.drop(LINE, strict=False).with_columns(pl.lit(STORE_REFUSED).alias("reason")),
+                "store",
             )

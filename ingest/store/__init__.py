@@ -55,6 +55,8 @@ class FanoutStore:
         # The other stores write on their own threads while the primary writes on the
         # caller's: SQLite and HTTP both release the GIL, so the writes overlap.
         self._pool = ThreadPoolExecutor(len(others), "store-fanout") if others else None
+        #: Whether a frame's lines encoded ahead are of use to one of the stores.
+        self.takes_lines = any(getattr(s, "takes_lines", False) for s in self.stores)
 
     def write(self, frame: pl.DataFrame) -> int:
         """Write to every store; returns the primary's count, raises the first failure.

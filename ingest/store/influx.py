@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 class InfluxStore(InfluxReads):
     """Telemetry and alarm history in InfluxDB: writes here, InfluxQL reads inherited."""
 
+    #: Sends a frame's lines encoded ahead (``lineproto.with_lines``) as they are.
+    takes_lines = True
+
     def __init__(
         self,
         cfg: InfluxConfig,

@@ -8,7 +8,7 @@ import polars as pl
 from influxdb_client import Point, WritePrecision
 
 from ingest.frames import SCHEMA
-from ingest.store.lineproto import encode_lines, line_chunks
+from ingest.store.lineproto import LINE, encode_lines, line_chunks, with_lines
 
 
 def _frame(rows: list[tuple]) -> pl.DataFrame:
@@ -65,3 +65,33 @@ def test_chunks_split_at_size():
     chunks = list(line_chunks(_frame(rows), size=3))
     assert [c.count("\n") + 1 for c in chunks] == [3, 3, 1]
     assert chunks[2] == "k,device_id=D v=6.0 6"
+
+
+def test_only_names_that_need_it_are_escaped_and_lines_match_point():
+    # Escaping is skipped for a column without special characters: mixed frames must
+    # still give every line exactly as influxdb-client's Point does.
+    rows = [
+        ("DM-1", "dust_monitor", 1, "pm10", 1.5),
+        ("DM 2", "dust_monitor", 2, "pm10", 2.5),  # only the device id needs escaping
+        ("DM-3", "dust_monitor", 3, "a=b", 3.5),  # only the field
+        ("DM-4", "dust,monitor", 4, "pm10", 4.5),  # only the measurement
+    ]
+    frame = _frame(rows)
+    expected = [
+        Point(k).tag("device_id", d).field(f, v).time(t, WritePrecision.NS).to_line_protocol()
+        for d, k, t, f, v in rows
+    ]
+    assert encode_lines(frame).to_list() == expected
+    for part in (frame.head(1), frame.slice(1, 1), frame.slice(2, 1), frame.slice(3, 1)):
+        i = int(part.get_column("ts")[0]) - 1
+        assert encode_lines(part).to_list() == [expected[i]]
+
+
+def test_lines_encoded_ahead_give_the_same_bodies():
+    rows = [("D", "k", i, "v", math.nan if i == 2 else float(i)) for i in range(7)]
+    frame = _frame(rows)
+    ahead = with_lines(frame)
+    assert LINE in ahead.columns and ahead.get_column(LINE).null_count() == 1  # the NaN
+    bodies = list(line_chunks(ahead, size=3))
+    assert [b.count("\n") + 1 for b in bodies] == [3, 3]
+    assert "\n".join(bodies) == "\n".join(line_chunks(frame, size=3))
