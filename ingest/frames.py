@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from typing import cast
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from contracts.telemetry import COLUMNS, BatchError, TelemetryBatch, parse_v1
 from contracts.telemetry_arrow import WIRE_V2, decode_table, wire_version
@@ -27,6 +30,7 @@ __all__ = [
     "SCHEMA",
     "WRONG_SCHEMA",
     "WRONG_TYPE",
+    "arrow_frames",
     "batch_to_frame",
     "decode_frame",
     "decode_rows",
@@ -170,11 +174,42 @@ def _v1_columns(
 
 def _decode_v2(payload: bytes) -> pl.DataFrame:
     table, _meta = decode_table(payload)
+    return _from_arrow(table)
+
+
+def _from_arrow(table: pa.Table) -> pl.DataFrame:
     try:
         # A Table always becomes a DataFrame (a bare array would be a Series).
         return cast(pl.DataFrame, pl.from_arrow(table))
     except (pl.exceptions.PolarsError, ValueError, TypeError) as exc:
         raise BatchError(f"bad column content: {exc}") from None
+
+
+def arrow_frames(
+    tables: Sequence[pa.Table], keys: Sequence[int], key: str
+) -> tuple[pl.DataFrame, list[tuple[int, BatchError]]]:
+    """Decoded v2 batches (``decode_table``) as one frame, each row keyed by its batch.
+
+    One conversion for the lot: polars' Arrow import per message cost more than the
+    rest of decoding. ``key`` names a UInt32 column holding each row's entry of
+    ``keys``. Batches polars cannot take come back as (key, error); the others stay.
+    """
+    lengths = [t.num_rows for t in tables]
+    ids = pl.Series(key, np.repeat(np.asarray(keys, dtype=np.uint32), lengths))
+    try:
+        return _from_arrow(pa.concat_tables(tables)).with_columns(ids), []
+    except BatchError:
+        pass  # find which batch: only a bad group pays for converting one by one
+    frames, failed = [], []
+    for k, table in zip(keys, tables):
+        try:
+            frame = _from_arrow(table)
+        except BatchError as exc:
+            failed.append((k, exc))
+            continue
+        frames.append(frame.with_columns(pl.lit(k, dtype=pl.UInt32).alias(key)))
+    frame = pl.concat(frames) if frames else empty_frame().with_columns(ids.clear())
+    return frame, failed
 
 
 def _indices(values: list, size: int, name: str) -> pl.Series:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import logging
 
 import polars as pl
+import pyarrow as pa
 
 from contracts import clock, topics
 from contracts.telemetry import BatchError
-from ingest.frames import decode_rows
+from contracts.telemetry_arrow import WIRE_V2, decode_table, wire_version
+from ingest.frames import arrow_frames, decode_rows
 from ingest.metrics import IngestMetrics
 from ingest.quarantine import BAD_BATCH, Quarantine
 from ingest.tracker import TrackerFormat
@@ -51,13 +53,42 @@ def prepare(
     ``max_future_s`` ahead of or ``max_past_s`` behind now are quarantined. With an
     ``owner``, tracker rows of other partitions' devices are left to their owner.
     """
-    frames = []
+    frames: list[pl.DataFrame] = []
+    run: list[tuple[int, pa.Table]] = []  # consecutive agent batches in Arrow: one import
+
+    def bad_batch(i: int, exc: Exception) -> None:
+        topic, payload, received_ns = items[i]
+        if not isinstance(exc, BatchError):
+            log.warning("ingest: decoder failed on %s: %r", topic, exc)
+        m.bad(BAD_BATCH, 1)
+        if quarantine is not None:
+            quarantine.add_payload(BAD_BATCH, topic, payload, received_ns)
+        log.info("ingest: bad batch on %s: %s", topic, exc)
+
+    def flush_run() -> None:
+        if run:
+            frame, failed = arrow_frames([t for _, t in run], [i for i, _ in run], "_msg")
+            for i, exc in failed:
+                bad_batch(i, exc)
+            frames.append(frame)
+            run.clear()
+
     # Data time is the deployment's clock; the windows allow for wall-time latency (clock
     # skew, batching, replays after an outage), so they widen with the clock's speed.
     now = clock.now_ns()
     for i, (topic, payload, received_ns) in enumerate(items):
         m.add("batches_in")
         is_tracker = not topic.startswith(_AGENT_PREFIX) and tracker is not None
+        if not is_tracker and wire_version(payload) == WIRE_V2:
+            try:
+                table, _meta = decode_table(payload)
+            except Exception as exc:  # decoding is a function of the payload: its fault
+                bad_batch(i, exc)
+                continue
+            m.batch(table.num_rows)
+            run.append((i, table))
+            continue
+        flush_run()  # keeps the messages' order: a later message's rewrite stays later
         try:
             if is_tracker:
                 m.add("tracker_messages")
@@ -65,12 +96,7 @@ def prepare(
             else:
                 frame, wrong = decode_rows(payload)
         except Exception as exc:  # decoding is a function of the payload: any failure is its fault
-            if not isinstance(exc, BatchError):
-                log.warning("ingest: decoder failed on %s: %r", topic, exc)
-            m.bad(BAD_BATCH, 1)
-            if quarantine is not None:
-                quarantine.add_payload(BAD_BATCH, topic, payload, received_ns)
-            log.info("ingest: bad batch on %s: %s", topic, exc)
+            bad_batch(i, exc)
             continue
         if is_tracker and owner is not None:
             frame, wrong = _mine(frame, owner, m), _mine(wrong, owner, m)
@@ -78,6 +104,7 @@ def prepare(
             _refuse(wrong, topic, received_ns, m, quarantine)
         m.batch(frame.height + wrong.height)
         frames.append(frame.with_columns(pl.lit(i, dtype=pl.UInt32).alias("_msg")))
+    flush_run()
     if not frames:
         return None
     frame = pl.concat(frames)

@@ -87,9 +87,13 @@ def validate(
         chain = chain.when(pl.col("_kind") != kind).then(pl.lit("kind_mismatch"))
     chain = chain.when(val.is_null() | ~val.is_finite()).then(pl.lit("non_finite"))
     if limits is not None and limits.height:
-        df = df.with_columns(field_key(fld).alias("_fk")).join(
-            limits.rename({"field": "_fk"}), on=["kind", "_fk"], how="left", maintain_order="left"
+        # Look the limits up once per distinct (kind, field), not per row: the field
+        # key is a regex, and a city sends a few dozen field names.
+        pairs = df.select("kind", "field").unique()
+        pairs = pairs.with_columns(field_key(fld).alias("_fk")).join(
+            limits.rename({"field": "_fk"}), on=["kind", "_fk"], how="inner"
         )
+        df = df.join(pairs.drop("_fk"), on=["kind", "field"], how="left", maintain_order="left")
         chain = chain.when((val < pl.col("_lo")) | (val > pl.col("_hi"))).then(
             pl.lit("out_of_range")
         )

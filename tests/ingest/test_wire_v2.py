@@ -140,3 +140,54 @@ def test_bad_v2_batch_is_quarantined_with_v1_and_v2_good_ones_kept(tmp_path):
     assert sorted(frame.get_column("field").to_list()) == ["heading", "speed"]
     assert q.counts() == {"bad_batch": 1}
     q.close()
+
+
+def _one(seq: int, rows: list[tuple[str, int, str, float]]) -> TelemetryBatch:
+    b = TelemetryBatch(agent="a", seq=seq)
+    for dev, ts, field, value in rows:
+        b.append(TelemetryRow(dev, "vehicle", ts, field, value))
+    return b
+
+
+def test_a_group_keeps_message_order_and_scopes_duplicates_per_message():
+    # Runs of Arrow batches are imported as one table; the rows must still come out in
+    # message order (a later message's rewrite stays later) with duplicates per message.
+    now = time.time_ns()
+    topic = "rg/v1/tele/0/a"
+    m1 = encode_batch(_one(1, [("D-1", now, "speed", 1.0), ("D-1", now, "speed", 9.0)]))
+    m2 = encode_batch(_one(2, [("D-1", now, "speed", 2.0)]))  # rewrites m1's point
+    m3 = _one(3, [("D-2", now, "speed", 3.0)]).encode()  # JSON between Arrow runs
+    m4 = encode_batch(_one(4, [("D-1", now, "speed", 4.0), ("D-3", now, "lat", 30.5)]))
+    m = IngestMetrics()
+    frame = prepare([(topic, p, now) for p in (m1, m2, m3, m4)], None, None, m, None)
+    assert frame is not None and frame.columns == list(SCHEMA)
+    assert frame.select("device_id", "value").rows() == [
+        ("D-1", 1.0), ("D-1", 2.0), ("D-2", 3.0), ("D-1", 4.0), ("D-3", 30.5)
+    ]  # fmt: skip
+    assert m.flat()["quarantined"] == {"duplicate": 1}  # m1's second row only
+
+
+def test_a_batch_polars_cannot_import_is_refused_alone(monkeypatch, tmp_path):
+    import ingest.frames as frames
+
+    real = frames._from_arrow
+
+    def picky(table: pa.Table) -> pl.DataFrame:
+        if 66.0 in table.column("value").to_pylist():
+            raise BatchError("bad column content: not importable")
+        return real(table)
+
+    monkeypatch.setattr(frames, "_from_arrow", picky)
+    now = time.time_ns()
+    topic = "rg/v1/tele/0/a"
+    items = [
+        (topic, encode_batch(_one(1, [("D-1", now, "speed", 1.0)])), now),
+        (topic, encode_batch(_one(2, [("D-2", now, "speed", 66.0)])), now),
+        (topic, encode_batch(_one(3, [("D-3", now, "speed", 3.0)])), now),
+    ]
+    q = Quarantine(tmp_path / "q.db")
+    frame = prepare(items, None, None, IngestMetrics(), q)
+    assert frame is not None
+    assert frame.get_column("device_id").to_list() == ["D-1", "D-3"]
+    assert q.counts() == {"bad_batch": 1}
+    q.close()
