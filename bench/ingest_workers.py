@@ -147,7 +147,9 @@ def _worker(cfg, partition, devices, rows_per_batch, done, go, halt, ready, resu
     go.wait()
     cpu0 = time.process_time()
     while not halt.is_set():
-        done.value = service.metrics()["batches_done"]
+        # One counter, not metrics(): its percentiles 200 times a second took the GIL
+        # from the worker it measures.
+        done.value = service.m.count("batches_done")
         halt.wait(0.005)
     cpu = time.process_time() - cpu0
     metrics = service.metrics()

@@ -52,6 +52,10 @@ class IngestMetrics:
         with self._lock:
             self.c[name] += n
 
+    def count(self, name: str) -> int:
+        """One counter's value: cheap enough to poll, unlike :meth:`snapshot`."""
+        return self.c[name]  # one dict read is atomic; a Counter reads a missing name as 0
+
     def bad(self, reason: str, n: int) -> None:
         """Count refused rows (or payloads) under a reason."""
         with self._lock:
