@@ -1,6 +1,6 @@
 """Ingest throughput: raw InfluxDB ceiling vs Rongguan's full MQTT → InfluxDB path.
 
-One run starts its own Mosquitto and influxd 1.6.7 behind nginx (``tests.servers``) in a
+One run starts its own Mosquitto and influxd 1.6.7 behind nginx (``bench.servers``) in a
 temporary directory and measures, on the same rows and the same body size:
 
 (a) ceiling: pre-encoded line protocol POSTed to ``/api/v2/write`` on ``connections``
@@ -70,7 +70,7 @@ def run(
     ceiling_seconds = seconds if ceiling_seconds is None else ceiling_seconds
     if rows_per_batch % ROWS_PER_DEVICE:
         raise ValueError(f"rows_per_batch must be a multiple of {ROWS_PER_DEVICE}")
-    from tests.servers import InfluxBehindNginx, Mosquitto
+    from bench.servers import InfluxBehindNginx, Mosquitto
 
     fleet = Fleet(devices, rows_per_batch)
     with tempfile.TemporaryDirectory(prefix="rg-bench-ingest-") as tmp:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.servers import InfluxBehindNginx, Mosquitto
 from contracts.config import BrokerConfig, InfluxConfig
-from tests.servers import InfluxBehindNginx, Mosquitto
 
 _db_counter = itertools.count(1)
 

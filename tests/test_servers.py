@@ -5,8 +5,8 @@ from __future__ import annotations
 from influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import SYNCHRONOUS
 
+from bench.servers import InfluxBehindNginx
 from contracts.config import InfluxConfig
-from tests.servers import InfluxBehindNginx
 
 
 def test_v2_write_api_lands_in_influxdb_1x(influx: InfluxConfig, influx_server: InfluxBehindNginx):

@@ -20,7 +20,7 @@ from bokeh.protocol import Protocol
 from bench._dash_client import ProtocolClient
 from bench._dash_server import serve_child
 from bench.dashboard import _latencies
-from tests.servers import free_port, wait_port
+from bench.servers import free_port, wait_port
 
 
 def _wire(events: list) -> tuple[str, dict[str, bytes]]:

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from bench.servers import free_port
 from contracts.config import BrokerConfig
 from contracts.mqtt import make_client
-from tests.servers import free_port
 
 
 def test_unreachable_broker_is_logged_with_its_url(caplog: pytest.LogCaptureFixture):

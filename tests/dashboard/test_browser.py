@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench.servers import free_port, wait_port
 from contracts import topics
 from contracts.commands import Command, CommandAck, CommandState
 from contracts.config import BrokerConfig
 from tests.browser import ARTIFACTS, chromium_browser, local_page
 from tests.dashboard._helpers import Recorder, alarm, batch, config, publish, storm, wait_for
-from tests.servers import free_port, wait_port
 
 pytestmark = [pytest.mark.servers, pytest.mark.browser]
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.servers import free_port
 from contracts.config import BrokerConfig
 from ingest.store.embedded import EmbeddedStore
 from tests.alarmstorm import record_storm
 from tests.browser import ARTIFACTS, chromium_browser, local_page
 from tests.dashboard._helpers import NOW, config
 from tests.dashboard.test_browser import _start, _stop, _write_config
-from tests.servers import free_port
 
 pytestmark = [pytest.mark.servers, pytest.mark.browser]
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.servers import InfluxBehindNginx, Mosquitto, free_port
 from tests.browser import ARTIFACTS, chromium_page
-from tests.servers import InfluxBehindNginx, Mosquitto, free_port
 
 pytestmark = [pytest.mark.servers, pytest.mark.browser]
 

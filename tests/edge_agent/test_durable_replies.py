@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from bench.servers import free_port
 from contracts.config import parse_config
 from contracts.telemetry import TelemetryBatch
 from drivers.hj212.codec import decode_frame as hj_decode
@@ -25,7 +26,6 @@ from drivers.jt808.codec import decode_frame as jt_decode
 from drivers.jt808.codec import encode_frame as jt_encode
 from edge_agent import EdgeAgent
 from tests.edge_agent.test_push_listeners import MNS, PHONE, _hj_frame, until
-from tests.servers import free_port
 
 AGENT = "agent-durable"
 

@@ -30,6 +30,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import yaml
 
+from bench.servers import free_port
 from contracts import topics
 from contracts.config import BrokerConfig, parse_config
 from contracts.telemetry import TelemetryBatch
@@ -39,7 +40,6 @@ from hardware.sim.deployment import agent_devices
 from tests.edge_agent.relay import TcpRelay
 from tests.edge_agent.test_agent import AGENT, Watcher, until
 from tests.edge_agent.test_push_listeners import _hj_frame
-from tests.servers import free_port
 
 pytestmark = pytest.mark.servers
 REPO = Path(__file__).resolve().parents[2]

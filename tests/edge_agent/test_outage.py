@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.servers import Mosquitto
 from contracts.config import BrokerConfig, parse_config
 from edge_agent import EdgeAgent
 from hardware.inventory import build_inventory
@@ -26,7 +27,6 @@ from tests.edge_agent.test_reload import (
     outage_begins,
     outage_ends,
 )
-from tests.servers import Mosquitto
 
 pytestmark = pytest.mark.servers
 

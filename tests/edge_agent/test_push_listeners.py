@@ -15,6 +15,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
+from bench.servers import free_port
 from contracts import topics
 from contracts.config import BrokerConfig, parse_config
 from contracts.telemetry import TelemetryBatch
@@ -24,7 +25,6 @@ from drivers.jt808 import messages as m
 from drivers.jt808.codec import decode_frame as jt_decode
 from drivers.jt808.codec import encode_frame as jt_encode
 from edge_agent import EdgeAgent
-from tests.servers import free_port
 
 pytestmark = pytest.mark.servers
 AGENT = "agent-push"

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bench.servers import Mosquitto
 from contracts.config import BrokerConfig, load_config, parse_config
 from contracts.telemetry import TelemetryBatch
 from edge_agent import EdgeAgent
@@ -26,7 +27,6 @@ from hardware.sim.city import SimulatedCity
 from hardware.sim.deployment import agent_devices
 from tests.edge_agent.relay import TcpRelay
 from tests.edge_agent.test_agent import AGENT, Watcher, until
-from tests.servers import Mosquitto
 
 pytestmark = pytest.mark.servers
 REPO = Path(__file__).resolve().parents[2]

@@ -210,9 +210,9 @@ def test_gzip_bodies_land_in_influx(influx, influx_server):
 
 
 def test_unreachable_influx_raises_store_unavailable():
+    from bench.servers import free_port
     from contracts.config import InfluxConfig as IC
     from ingest.store import StoreUnavailable
-    from tests.servers import free_port
 
     cfg = IC(url=f"http://127.0.0.1:{free_port()}", bucket="x", timeout_s=1)
     store = InfluxStore(cfg, retries=3, backoff_s=0.01)

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.servers import Mosquitto, wait_port
 from contracts.config import BrokerConfig, InfluxConfig
 from contracts.mqtt import make_client
 from ingest.quarantine import Quarantine
 from ingest.service import IngestService
 from ingest.store.influx import InfluxStore
 from tests.ingest.test_service_integration import _batch, _cfg, _publish, _running, _wait_for
-from tests.servers import Mosquitto, wait_port
 
 pytestmark = pytest.mark.servers
 S = 1_000_000_000

@@ -7,9 +7,9 @@ import subprocess
 import sys
 import threading
 
+from bench.servers import free_port, wait_port
 from contracts.config import BrokerConfig
 from contracts.mqtt import make_client
-from tests.servers import free_port, wait_port
 
 
 def test_embedded_broker_relays_qos1_and_stops_on_sigterm():

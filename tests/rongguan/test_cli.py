@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.servers import free_port
 from rongguan.cli import build_parser, main
-from tests.servers import free_port
 
 COMMANDS = [
     "demo",

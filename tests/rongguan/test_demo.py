@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.servers import free_port
+from bench.servers import free_port
 
 #: liveness only: telemetry must reach the store this soon after the address is printed
 LIVENESS_S = 60.0

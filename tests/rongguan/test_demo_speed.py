@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench.servers import free_port
 from contracts import clock
 from contracts.astro import CST, sun_times
 from contracts.clock import Clock
 from contracts.telemetry import TelemetryBatch, TelemetryRow
 from rongguan.demo import PUSHED
-from tests.servers import free_port
 
 ANCHOR = datetime(2026, 12, 21, 9, 0, tzinfo=CST).timestamp()
 DAY = date(2026, 12, 21)  # a winter evening, weeks away from any wall date the test runs on

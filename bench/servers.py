@@ -1,4 +1,4 @@
-"""Real servers for the tests: Mosquitto, and InfluxDB 1.6.7 behind an nginx path rewrite.
+"""Real servers for benchmarks and tests: Mosquitto, and InfluxDB 1.6.7 behind nginx.
 
 Each server runs as a child process on free loopback ports with its files in a temporary
 directory. The OS packages only carry InfluxDB 1.6.7, which lacks the v2 write path, so
