@@ -191,3 +191,20 @@ def test_a_batch_polars_cannot_import_is_refused_alone(monkeypatch, tmp_path):
     assert frame.get_column("device_id").to_list() == ["D-1", "D-3"]
     assert q.counts() == {"bad_batch": 1}
     q.close()
+
+
+def test_an_index_outside_its_dictionary_refuses_only_its_batch(tmp_path):
+    # Arrow does not check dictionary indices when it reads a stream; the batch's strings
+    # are decoded with its group, and the bad one must not take the others with it.
+    now = time.time_ns()
+
+    def batch(index: int) -> bytes:
+        dev = pa.DictionaryArray.from_arrays(pa.array([index], pa.int32()), ["D-1"], safe=False)
+        return _ipc(_table(device_id=dev, ts=pa.array([now], pa.int64())))
+
+    topic = "rg/v1/tele/0/a"
+    q = Quarantine(tmp_path / "q.db")
+    frame = prepare([(topic, batch(i), now) for i in (0, 7, 0)], None, None, IngestMetrics(), q)
+    assert frame is not None and frame.height == 2
+    assert q.counts() == {"bad_batch": 1}
+    q.close()
