@@ -72,17 +72,21 @@ class Mosquitto:
     workdir: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
+    #: mosquitto.conf settings over the defaults (e.g. a tight ``max_queued_messages``).
+    settings: dict[str, object] = field(default_factory=dict)
 
     def start(self) -> Mosquitto:
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "mosquitto.conf"
-        conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence false\n"
-            "max_queued_messages 100000\n"
-            "log_dest stderr\n"
-        )
+        settings = {
+            "allow_anonymous": "true",
+            "persistence": "false",
+            "max_queued_messages": 100000,
+            "log_dest": "stderr",
+            **self.settings,
+        }
+        lines = [f"listener {self.port} 127.0.0.1", *(f"{k} {v}" for k, v in settings.items())]
+        conf.write_text("\n".join(lines) + "\n")
         log = open(self.workdir / "mosquitto.log", "ab")
         self.proc = subprocess.Popen([_need("mosquitto"), "-c", str(conf)], stdout=log, stderr=log)
         wait_port(self.port, proc=self.proc)

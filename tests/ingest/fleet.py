@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from contracts.config import BrokerConfig, DeploymentConfig, InfluxConfig, StoreConfig
 from contracts.mqtt import make_client
 from ingest.store import open_store
+from ingest.store.influx import InfluxStore
 
 S = 1_000_000_000
 DUST = [f"DM-{i}" for i in range(1, 5)]
@@ -91,6 +92,16 @@ def stored(cfg: DeploymentConfig, pairs: Iterable[tuple[str, str]], t0: int, t1:
         return out
     finally:
         store.close()
+
+
+def pm10_count(influx: InfluxConfig) -> int:
+    """How many dust_monitor pm10 points InfluxDB holds (0 before the first)."""
+    store = InfluxStore(influx)
+    try:
+        res = store.query('SELECT count("pm10") FROM "dust_monitor"')
+    finally:
+        store.close()
+    return res[0]["series"][0]["values"][0][1] if "series" in res[0] else 0
 
 
 def scrape(port: int) -> dict[str, float]:

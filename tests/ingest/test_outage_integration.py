@@ -17,8 +17,7 @@ from contracts import topics
 from contracts.config import BrokerConfig, InfluxConfig
 from contracts.mqtt import make_client
 from ingest.service import IngestService
-from ingest.store.influx import InfluxStore
-from tests.ingest.fleet import S, city_cfg, publish, v1_doc
+from tests.ingest.fleet import S, city_cfg, pm10_count, publish, v1_doc
 from tests.ingest.test_service_integration import _running, _wait_for
 
 pytestmark = pytest.mark.servers
@@ -32,15 +31,6 @@ def _rows(now: int, seq: int) -> list[tuple]:
         (dev, "dust_monitor", now - (seq * ROWS_PER_BATCH + i) * S, "pm10", float(seq))
         for i in range(ROWS_PER_BATCH)
     ]
-
-
-def _count(influx: InfluxConfig) -> int:
-    store = InfluxStore(influx)
-    try:
-        res = store.query('SELECT count("pm10") FROM "dust_monitor"')
-    finally:
-        store.close()
-    return res[0]["series"][0]["values"][0][1] if "series" in res[0] else 0
 
 
 class _Stream(threading.Thread):
@@ -97,7 +87,7 @@ def test_influx_stopped_mid_stream_every_row_once(tmp_path, mqtt_broker, influx,
         _wait_for(lambda: service.metrics()["spill_depth_rows"] == 0, 60)
         m = service.metrics()
     rows = sent * ROWS_PER_BATCH
-    assert sent >= 200 and _count(influx) == rows
+    assert sent >= 200 and pm10_count(influx) == rows
     assert m["rows_in"] == m["rows_good"] == m["rows_written"] == rows
     assert m["spill"]["replayed"] == m["spill"]["spilled"] > 0
     assert m["spill"]["dropped"] == 0 and m["quarantined"] == {}
@@ -178,4 +168,4 @@ def test_slow_influx_means_backpressure_not_spill(tmp_path, mqtt_broker, slow_in
     assert m["rows_written"] == n * ROWS_PER_BATCH
     assert m["write_latency_ms"]["p50"] >= 500  # every write went through the slow proxy
     assert proxy.requests >= m["writes"] > 0
-    assert _count(influx) == n * ROWS_PER_BATCH
+    assert pm10_count(influx) == n * ROWS_PER_BATCH

@@ -3,43 +3,29 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from bench.servers import Mosquitto, wait_port
-from contracts.config import BrokerConfig, InfluxConfig
+from bench.servers import Mosquitto
+from contracts.config import BrokerConfig
 from contracts.mqtt import make_client
 from ingest.quarantine import Quarantine
 from ingest.service import IngestService
 from ingest.store.influx import InfluxStore
+from tests.ingest.fleet import pm10_count
 from tests.ingest.test_service_integration import _batch, _cfg, _publish, _running, _wait_for
 
 pytestmark = pytest.mark.servers
 S = 1_000_000_000
 
 
-class _TightMosquitto(Mosquitto):
-    """A Mosquitto that queues at most a handful of messages per client, then drops."""
-
-    def start(self) -> _TightMosquitto:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        conf = self.workdir / "mosquitto.conf"
-        conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "max_inflight_messages 2\nmax_queued_messages 5\nlog_dest stderr\n"
-        )
-        log = open(self.workdir / "mosquitto.log", "ab")
-        self.proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=log, stderr=log)
-        wait_port(self.port, proc=self.proc)
-        return self
-
-
 @pytest.fixture
 def tight_broker(tmp_path: Path):
-    broker = _TightMosquitto(tmp_path / "mqtt").start()
+    # At most a handful of messages queued per client, then dropped.
+    tight = {"max_inflight_messages": 2, "max_queued_messages": 5}
+    broker = Mosquitto(tmp_path / "mqtt", settings=tight).start()
     yield BrokerConfig(url=broker.url)
     broker.stop()
 
@@ -49,15 +35,6 @@ def _rows(now: int, seq: int) -> list[tuple]:
         ("DM-1", "dust_monitor", now - (seq * 100 + i) * S, "pm10", float(seq * 100 + i))
         for i in range(50)
     ]
-
-
-def _count(influx: InfluxConfig) -> int:
-    store = InfluxStore(influx)
-    try:
-        res = store.query('SELECT count("pm10") FROM "dust_monitor"')
-    finally:
-        store.close()
-    return res[0]["series"][0]["values"][0][1]
 
 
 def test_influx_down_longer_than_broker_queues_every_row_once(
@@ -84,7 +61,7 @@ def test_influx_down_longer_than_broker_queues_every_row_once(
         _wait_for(lambda: service.metrics()["spill_depth_rows"] == 0, timeout_s=30)
         m = service.metrics()
     assert m["spill"]["replayed"] == m["spill"]["spilled"] and m["spill"]["dropped"] == 0
-    assert _count(influx) == (n + 1) * 50
+    assert pm10_count(influx) == (n + 1) * 50
 
 
 def test_field_type_conflict_is_quarantined_not_retried(tmp_path, mqtt_broker, influx):
@@ -105,7 +82,7 @@ def test_field_type_conflict_is_quarantined_not_retried(tmp_path, mqtt_broker, i
         _wait_for(lambda: service.metrics()["batches_done"] == 1)
         m = service.metrics()
     assert m["quarantined"] == {"store_refused": 10}
-    assert _count(influx) == 90
+    assert pm10_count(influx) == 90
     q = Quarantine(cfg.path("quarantine.db"))
     assert q.counts() == {"store_refused": 10}
     q.close()
