@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import socket
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,11 @@ from asyncua.crypto.cert_gen import (
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from bench.servers import free_port
 from contracts.config import DeviceConfig
+from contracts.telemetry import TelemetryRow
+from drivers.opcua import OpcUaDriver
+from edge_agent.supervisor import DeviceSupervisor
 from hardware.inventory import build_inventory
 from hardware.profiles import load_profile
 from hardware.sim.city import SimulatedCity
@@ -27,13 +31,6 @@ from hardware.sim.lighting import CabinetModel
 from hardware.sim.opcua_server import OpcUaCabinetServer, ServerSecurity
 
 PROFILE = "opcua_lighting_cabinet"
-
-
-def free_port() -> int:
-    """A free loopback TCP port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cabinets(size: str = "tiny") -> list[CabinetModel]:
@@ -104,6 +101,28 @@ class CabinetServer:
         if self.server is not None:
             await self.server.stop()
             self.server = None
+
+
+@contextlib.asynccontextmanager
+async def supervised(
+    device: DeviceConfig, driver: OpcUaDriver | None = None
+) -> AsyncIterator[tuple[DeviceSupervisor, list[tuple[float, TelemetryRow]]]]:
+    """The device under a running supervisor, and the rows it forwards with their arrival
+    (monotonic) time; the supervisor is stopped on the way out."""
+    got: list[tuple[float, TelemetryRow]] = []
+    sup = DeviceSupervisor(
+        device,
+        driver or OpcUaDriver(device),
+        lambda rows: got.extend((time.monotonic(), r) for r in rows),
+        lambda *_: None,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(sup.run(stop))
+    try:
+        yield sup, got
+    finally:
+        stop.set()
+        await task
 
 
 async def until(cond: Any, timeout_s: float, what: str) -> Any:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+from bench.servers import free_port
 from contracts.telemetry import TelemetryRow
 from drivers import DeviceUnavailable
 from drivers.opcua import OpcUaDriver
 from drivers.opcua import session as sessions
 from edge_agent.supervisor import DeviceSupervisor
-from tests.drivers._opcua import CabinetServer, free_port, until
+from tests.drivers._opcua import CabinetServer, until
 
 
 def test_devices_share_a_session_and_leave_it_one_by_one() -> None:

@@ -10,8 +10,7 @@ from asyncua import ua
 
 from contracts.telemetry import TelemetryRow
 from drivers.opcua import OpcUaDriver
-from edge_agent.supervisor import DeviceSupervisor
-from tests.drivers._opcua import CabinetServer, until
+from tests.drivers._opcua import CabinetServer, supervised, until
 
 
 def _run(coro, timeout_s: float = 40.0):  # type: ignore[no-untyped-def]
@@ -84,36 +83,26 @@ def test_deadband_suppresses_small_changes_and_poll_mode_reads() -> None:
 def test_server_restart_data_resumes_by_itself_within_10_s() -> None:
     async def main() -> None:
         srv = await CabinetServer().start()
-        got: list[tuple[float, TelemetryRow]] = []
         device = srv.device(0, publishing_interval_ms=100)
-        sup = DeviceSupervisor(
-            device,
-            OpcUaDriver(device),
-            lambda rows: got.extend((time.monotonic(), r) for r in rows),
-            lambda *_: None,
-        )
-        stop = asyncio.Event()
-        task = asyncio.create_task(sup.run(stop))
         try:
-            await until(lambda: len(got) > 20, 5, "first data")
-            await srv.stop()
-            await until(lambda: sup.state != "online", 5, "the loss noticed")
-            t_restart = time.monotonic()
-            await srv.start()  # same port, a fresh server: the old session is gone
-            await until(
-                lambda: any(t > t_restart and r.field == "voltage_l1" for t, r in got),
-                10,
-                "data after the restart",
-            )
-            resumed_s = min(t for t, r in got if t > t_restart) - t_restart
-            assert resumed_s < 10
-            await until(lambda: sup.state == "online", 5, "online again")
-            stats = sup.stats()
-            assert stats["driver_sessions"] >= 2 and stats["driver_subscriptions"] >= 2
-            assert stats["driver_sessions_lost"] + stats["polls_failed"] >= 1
+            async with supervised(device) as (sup, got):
+                await until(lambda: len(got) > 20, 5, "first data")
+                await srv.stop()
+                await until(lambda: sup.state != "online", 5, "the loss noticed")
+                t_restart = time.monotonic()
+                await srv.start()  # same port, a fresh server: the old session is gone
+                await until(
+                    lambda: any(t > t_restart and r.field == "voltage_l1" for t, r in got),
+                    10,
+                    "data after the restart",
+                )
+                resumed_s = min(t for t, r in got if t > t_restart) - t_restart
+                assert resumed_s < 10
+                await until(lambda: sup.state == "online", 5, "online again")
+                stats = sup.stats()
+                assert stats["driver_sessions"] >= 2 and stats["driver_subscriptions"] >= 2
+                assert stats["driver_sessions_lost"] + stats["polls_failed"] >= 1
         finally:
-            stop.set()
-            await task
             await srv.stop()
 
     _run(main())

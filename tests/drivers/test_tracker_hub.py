@@ -13,6 +13,7 @@ import pytest
 from contracts.config import BrokerConfig, DeviceConfig
 from drivers.mqtt_tracker import MqttTrackerDriver
 from drivers.mqtt_tracker import hub as hubs
+from tests.drivers._opcua import until
 
 pytestmark = pytest.mark.servers
 
@@ -79,14 +80,6 @@ def test_trackers_share_one_connection_and_get_only_their_topic(mqtt_broker: Bro
         pub.disconnect()
 
 
-async def _until(cond, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while not (got := cond()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-    return got
-
-
 def _backlog(pub: mqtt.Client, topics_speeds: list[tuple[str, str, float]]) -> None:
     for topic, dev, speed in topics_speeds:
         pub.publish(topic, _fix(dev, speed), qos=1).wait_for_publish(5)
@@ -126,10 +119,10 @@ def test_durable_hub_leaves_a_late_trackers_backlog_unacked_until_it_attaches(
         again.users = 1  # as acquire() counts it: a redelivery cycle reconnects
         try:
             again.attach(a, on_a)  # B's first poll is still to come
-            await _until(lambda: got[a] and again.unrouted >= 1, 15, "A's fix, B's unrouted")
+            await until(lambda: got[a] and again.unrouted >= 1, 15, "A's fix, B's unrouted")
             assert got[b] == [] and again.unrouted_unacked == again.unrouted
             again.attach(b, on_b)
-            await _until(lambda: got[b], 30, "B's fix, sent again after a reconnect")
+            await until(lambda: got[b], 30, "B's fix, sent again after a reconnect")
             assert json.loads(got[b][0])["spd"] == 2.0
             assert again.reconnects_for_redelivery >= 1
         finally:
@@ -174,7 +167,7 @@ def test_durable_trackers_are_attached_before_the_first_one_connects(
         again = [durable(i) for i in range(2)]  # a restarted agent builds every driver
         try:
             await again[0].connect()  # ... and only the first one's poll has come
-            await _until(lambda: len(committed) == 2, 15, "both backlogs")
+            await until(lambda: len(committed) == 2, 15, "both backlogs")
             assert committed == {"TRK-H100": [30.0], "TRK-H101": [31.0]}
             [hub] = [h for h in hubs._HUBS.mine() if h.session == session]
             assert hub.unrouted == 0

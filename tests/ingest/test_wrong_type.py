@@ -12,7 +12,7 @@ import pytest
 
 from contracts import topics
 from contracts.telemetry import BatchError, TelemetryBatch, TelemetryRow
-from ingest.frames import decode_frame, decode_rows
+from ingest.frames import SCHEMA, WRONG_TYPE, decode_frame, decode_rows
 from ingest.metrics import IngestMetrics
 from ingest.prepare import prepare
 from ingest.prometheus import ingest_text
@@ -175,9 +175,15 @@ def test_tracker_members_of_any_type_never_escape_as_other_errors():
             for _ in range(rng.randint(1, 3))
         ]
         try:
-            TrackerFormat().decode_rows(json.dumps(fixes).encode())
+            good, wrong = TrackerFormat().decode_rows(json.dumps(fixes).encode())
         except BatchError:
             continue
+        # refused rows say why; kept rows have what a fix needs, in the frame's schema
+        assert set(wrong.get_column("reason").to_list()) <= {WRONG_TYPE, "missing_key"}
+        assert (
+            good.schema == SCHEMA
+            and good.select("device_id", "ts").null_count().sum_horizontal().item() == 0
+        )
 
 
 def test_nan_and_infinities_are_floats_left_to_validation() -> None:
