@@ -410,6 +410,15 @@ class DeploymentConfig(_Model):
         """A configured file path, resolved against ``var_dir``."""
         return Path(self.var_dir) / p
 
+    def check_partition(self, partition: int | None) -> None:
+        """ValueError unless ``partition`` is None or one of this deployment's: agents
+        never publish elsewhere, so a worker there would store nothing, silently."""
+        if partition is not None and not 0 <= partition < self.partitions:
+            raise ValueError(
+                f"partition {partition} is outside 0..{self.partitions - 1} "
+                f"(partitions: {self.partitions})"
+            )
+
     def agent(self, agent_id: str) -> AgentConfig:
         """The agent with this id; KeyError names the known ones."""
         for a in self.agents:

@@ -60,10 +60,11 @@ def prepare(
         topic, payload, received_ns = items[i]
         if not isinstance(exc, BatchError):
             log.warning("ingest: decoder failed on %s: %r", topic, exc)
+        else:
+            log.info("ingest: bad batch on %s: %s", topic, exc)
         m.bad(BAD_BATCH, 1)
         if quarantine is not None:
             quarantine.add_payload(BAD_BATCH, topic, payload, received_ns)
-        log.info("ingest: bad batch on %s: %s", topic, exc)
 
     def flush_run() -> None:
         if run:

@@ -140,12 +140,7 @@ class IngestService:
         self._writer: Writer | None = None
         self._client: mqtt.Client | None = None
         self.m = IngestMetrics()
-        if partition is not None and not 0 <= partition < cfg.partitions:
-            # Agents never publish there: such a worker would store nothing, silently.
-            raise ValueError(
-                f"ingest: partition {partition} outside 0..{cfg.partitions - 1} "
-                f"(the config's partitions: {cfg.partitions})"
-            )
+        cfg.check_partition(partition)
         self.owner: Owner | None = None if partition is None else (partition, cfg.partitions)
         port = ing.metrics_port
         if port and partition:
@@ -157,9 +152,7 @@ class IngestService:
         # Only the storing worker serves: a rules-only worker of the same partition would
         # take the same port (and its counters repeat the storing worker's).
         serve = port is not None and write_store
-        self.metrics_server = (
-            MetricsServer(self.prometheus, port) if port is not None and serve else None
-        )
+        self.metrics_server = MetricsServer(self.prometheus, port) if serve else None
 
     def prometheus(self) -> str:
         """The metrics in Prometheus text format (what /metrics serves)."""
@@ -233,8 +226,7 @@ class IngestService:
         part = "all" if self.partition is None else str(self.partition)
         cid = self.client_id or f"rg-{role}-{part}"
         # A fixed id and a persistent session: the broker keeps what we have not acked.
-        client = make_client(self.cfg.broker, cid, clean_start=False)
-        client.manual_ack_set(True)
+        client = make_client(self.cfg.broker, cid, clean_start=False, manual_ack=True)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message

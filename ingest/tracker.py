@@ -74,17 +74,16 @@ class TrackerFormat:
             bad_t = (
                 isinstance(t, bool)
                 or not isinstance(t, int | float)
-                or not abs(t * _TIME_UNITS[self.time_unit]) < 9.2e18  # NaN and int64 overflow
+                or not abs(t * scale) < 9.2e18  # NaN and int64 overflow
             )
+            ts = None if bad_t else int(t * scale)  # type: ignore[operator]
             if bad_dev or bad_t:
                 absent = (bad_dev and not dev) or (bad_t and t is None)
                 reason = "missing_key" if absent else WRONG_TYPE
                 raw = {k: fix.get(k) for k in (self.id_member, self.time_member)}
                 dev_s = None if bad_dev else dev
-                ts = None if bad_t else int(t * scale)  # type: ignore[operator]
                 wrong.append((dev_s, self.kind, ts, None, None, reason, raw_json(raw)))
                 continue
-            ts = int(t * scale)  # type: ignore[operator]
             for member, field in self.members:
                 if member not in fix:
                     continue

@@ -82,7 +82,9 @@ class Writer(threading.Thread):
         if not len(self.spill) and not self._down and self._try_write(frame):
             return True
         while not self._halt.is_set():
-            if self.spill.put(frame):
+            # Without the lines encoded ahead: they made the spill 4× the bytes, and a
+            # replay encodes again (rarely).
+            if self.spill.put(frame.drop(LINE, strict=False)):
                 return True
             # Full under "block": make room by replaying, else wait; the broker holds the rest.
             self._replay(limit=1)

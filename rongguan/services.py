@@ -39,13 +39,10 @@ def run(args: argparse.Namespace) -> int:
         log.info("deployment clock: speed %g, start %s", cfg.clock.speed, cfg.clock.start)
     if args.command == "agent":
         return _agent(cfg, args.agent, args.config)
-    partition = getattr(args, "partition", None)
-    if partition is not None and not 0 <= partition < cfg.partitions:
-        print(
-            f"{args.config}: --partition {partition} is outside 0..{cfg.partitions - 1} "
-            f"(partitions: {cfg.partitions})",
-            file=sys.stderr,
-        )
+    try:
+        cfg.check_partition(getattr(args, "partition", None))
+    except ValueError as exc:
+        print(f"{args.config}: --{exc}", file=sys.stderr)
         return 2
     if args.command == "ingest":
         run_until_signalled(

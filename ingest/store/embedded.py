@@ -201,8 +201,7 @@ class EmbeddedStore:
 
     def latest(self, kind: str | None = None) -> pl.DataFrame:
         """The last value per (device_id, field), optionally of one kind."""
-        if self._pending is not None or self._frames:
-            self.flush()
+        self.flush()  # buffered values first (nothing to do when there are none)
         sql = "SELECT device_id, kind, ts, field, value FROM latest"
         args: tuple = ()
         if kind is not None:
@@ -279,7 +278,6 @@ class EmbeddedStore:
     def close(self) -> None:
         """Write buffered latest values, then close the database connection."""
         try:
-            if self._pending is not None or self._frames:
-                self.flush()
+            self.flush()
         finally:
             self._db.close()

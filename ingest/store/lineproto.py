@@ -22,7 +22,6 @@ import polars as pl
 __all__ = [
     "LINE",
     "encode_lines",
-    "escape_measurement",
     "escape_tag",
     "line_chunks",
     "with_lines",
@@ -47,11 +46,6 @@ def _escape(expr: pl.Expr, chars: str) -> pl.Expr:
 def _special(chars: str) -> str:
     """A regex matching any character that ``chars`` escaping would change."""
     return "[" + "".join(re.escape(c) for c in chars + "".join(r for r, _ in _CONTROL)) + "]"
-
-
-def escape_measurement(expr: pl.Expr) -> pl.Expr:
-    """Escape a measurement name column."""
-    return _escape(expr, _MEASUREMENT_CHARS)
 
 
 def escape_tag(expr: pl.Expr) -> pl.Expr:
