@@ -6,8 +6,10 @@ these errors inside each driver, so the agent's supervisor handles one small set
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from contracts.commands import CommandAction
@@ -23,7 +25,12 @@ __all__ = [
     "BadConfig",
     "switch_params",
     "RateLimitedLog",
+    "CommitHook",
 ]
+
+#: (device id, rows) -> a future that is True once the rows are committed on disk (the
+#: agent's outbox); pushing devices are answered, or acked, only then.
+CommitHook = Callable[[str, list[TelemetryRow]], "asyncio.Future[bool]"]
 
 
 class DriverError(Exception):

@@ -22,8 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from contracts.telemetry import TelemetryRow
-from drivers.base import BadConfig, DeviceUnavailable, RateLimitedLog
+from drivers.base import BadConfig, CommitHook, DeviceUnavailable, RateLimitedLog
 
 __all__ = [
     "Listener",
@@ -40,8 +39,6 @@ log = logging.getLogger(__name__)
 REPLY_WAIT_S = 5.0  # below the usual device reply timeouts (HJ 212 and JT/T 808: 5-10 s)
 MAX_WAITING_REPLIES = 4096
 
-# (device id, rows) -> a future that is True once the rows are committed on disk
-CommitHook = Callable[[str, list[TelemetryRow]], "asyncio.Future[bool]"]
 
 # (listener, reader, writer) -> runs until the peer goes away
 ConnectionHandler = Callable[
@@ -100,7 +97,9 @@ class Listener:
             self.waiting += 1
             try:
                 # shielded: the future is the outbox's; a late reply must not cancel it
-                ok = await asyncio.wait_for(asyncio.shield(committed), REPLY_WAIT_S)
+                # (asyncio.timeout: no extra task per frame, unlike wait_for)
+                async with asyncio.timeout(REPLY_WAIT_S):
+                    ok = await asyncio.shield(committed)
             except TimeoutError:
                 ok = False
             finally:
@@ -172,18 +171,9 @@ class ListenerPool:
 
     def __init__(self) -> None:
         self.listeners: dict[tuple[str, int], Listener] = {}
-        self._commit: CommitHook | None = None
-
-    @property
-    def commit(self) -> CommitHook | None:
-        """Where pushed rows go to be committed before a reply (None: drivers buffer them)."""
-        return self._commit
-
-    @commit.setter
-    def commit(self, hook: CommitHook | None) -> None:
-        self._commit = hook
-        for lst in self.listeners.values():
-            lst.commit = hook
+        #: Where pushed rows go to be committed before a reply (None: drivers buffer
+        #: them); set before the first listener is attached, which takes it over.
+        self.commit: CommitHook | None = None
 
     def attach(
         self,
@@ -198,7 +188,7 @@ class ListenerPool:
         lst = self.listeners.get((host, port))
         if lst is None:
             lst = self.listeners[(host, port)] = Listener(protocol, host, port, handler)
-            lst.commit = self._commit
+            lst.commit = self.commit
         elif lst.protocol != protocol:
             raise BadConfig(
                 f"endpoint tcp://{host}:{port} is already a {lst.protocol} listener, "

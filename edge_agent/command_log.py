@@ -29,6 +29,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from contracts.commands import TERMINAL_STATES, Command, CommandAck
+from drivers.base import RateLimitedLog
 
 __all__ = ["CommandLog"]
 
@@ -83,6 +84,7 @@ class CommandLog:
         self.max_audit, self.max_audit_age_s = max_audit, max_audit_age_s
         self.counters = {"ids_pruned": 0, "audit_pruned": 0, "log_errors": 0}
         self._writes = 0
+        self._error_log = RateLimitedLog(log, 30.0)
         self.db.executescript(_SCHEMA)
         self.prune()
 
@@ -100,7 +102,12 @@ class CommandLog:
 
     def _error(self, what: str, exc: sqlite3.Error) -> None:
         self.counters["log_errors"] += 1
-        log.error("command log: %s failed: %s", what, exc)
+        self._error_log(  # a full disk fails every write
+            "command log: %s failed: %s (%d failures so far)",
+            what,
+            exc,
+            self.counters["log_errors"],
+        )
 
     def get(self, command_id: str) -> CommandAck | None:
         """The latest ack recorded for ``command_id`` (in any earlier run), or None."""

@@ -16,21 +16,17 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from contracts.commands import CommandAction
 from contracts.config import BrokerConfig, DeviceConfig
 from contracts.telemetry import TelemetryRow
-from drivers.base import DeviceTimeout, DeviceUnavailable, WriteRejected
+from drivers.base import CommitHook, DeviceTimeout, DeviceUnavailable, WriteRejected
 from drivers.mqtt_tracker import hub as hubs
 from drivers.mqtt_tracker.codec import FixError, decode_fix
 from drivers.mqtt_tracker.config import settings_for
 from drivers.mqtt_tracker.hub import Ack
-
-# (device id, rows) -> future True once committed on disk (the agent's outbox)
-Commit = Callable[[str, list[TelemetryRow]], "asyncio.Future[bool]"]
 
 __all__ = ["MqttTrackerDriver"]
 
@@ -53,10 +49,10 @@ class MqttTrackerDriver:
         self._counters = {"fixes": 0, "bad_fixes": 0, "dropped_fixes": 0, "acks_withheld": 0}
         self.last_error = ""
         self._session: str | None = None
-        self._commit: Commit | None = None
+        self._commit: CommitHook | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def use_commit(self, session: str, commit: Commit) -> None:
+    def use_commit(self, session: str, commit: CommitHook) -> None:
         """Durable mode: PUBACK a fix only once ``commit`` has its rows on disk.
 
         Called on the event loop, it attaches the topic at once without connecting, so the

@@ -155,14 +155,17 @@ class ChangeQueue:
             self._rows.popleft()
             self.counters["dropped"] += 1
         self._rows.append(TelemetryRow(self.device_id, self.kind, _ts_ns(dv), point.key, value))
-        if self.wake is not None:
-            self.wake.set()
+        self.notify()
 
     def status_change(self, status: ua.StatusCode) -> None:
         """The server ended or timed out the subscription (BadTimeout, BadShutdown, ...)."""
         self.status = status
+        self.notify()  # report the end at once, not at the next period
+
+    def notify(self) -> None:
+        """Wake the device waiting for pushes (new rows, or news about its subscription)."""
         if self.wake is not None:
-            self.wake.set()  # report the end at once, not at the next period
+            self.wake.set()
 
     def drain(self) -> list[TelemetryRow]:
         """Every queued row, oldest first."""

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from asyncua import Client, ua
 from asyncua.common.utils import ServiceError
-from asyncua.crypto import security_policies
+from asyncua.crypto import security_policies, uacrypto
 from asyncua.crypto.truststore import TrustStore
 from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 from cryptography import x509
@@ -137,8 +137,10 @@ def _load(data: bytes) -> x509.Certificate:
     """A DER or PEM certificate (the first of a DER chain)."""
     if data.lstrip().startswith(b"-----"):
         return x509.load_pem_x509_certificate(data)
-    size = int.from_bytes(data[2:4], "big") + 4 if data[1:2] == b"\x82" else len(data)
-    return x509.load_der_x509_certificate(data[:size])
+    cert = uacrypto.x509_from_der(data)
+    if cert is None:
+        raise ValueError("empty certificate")
+    return cert
 
 
 def _certificate_uri(data: bytes) -> str | None:

@@ -145,8 +145,7 @@ class SharedSession:
         self.lost = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         for shared in self._subs.values():
             for queue in shared.queues:
-                if queue.wake is not None:
-                    queue.wake.set()  # devices awaiting pushes learn of the loss at once
+                queue.notify()  # devices awaiting pushes learn of the loss at once
 
     async def close(self) -> None:
         """End the session."""
