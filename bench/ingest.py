@@ -37,7 +37,7 @@ from bench import encode as encode_bench
 from bench import ingest_embedded as embedded_bench
 from bench import ingest_gzip as gzip_bench
 from bench import ingest_wire as wire_bench
-from bench.ingest_fleet import ROWS_PER_DEVICE, Fleet
+from bench.ingest_fleet import POOL_ROWS_PER_S, ROWS_PER_DEVICE, Fleet
 from bench.ingest_workers import count_rows, full_path, proc_cpu
 from ingest.store.influx import InfluxStore
 from ingest.store.lineproto import line_chunks
@@ -143,8 +143,10 @@ def run(
 def _ceiling(influx, fleet: Fleet, seconds: float, connections: int, chunk: int, db: str) -> dict:
     influx.create_database(db)
     # Fresh points, pre-encoded (rewriting the same points would flatter the ceiling by
-    # ~7 %); sized for ~500k rows/s, and the run ends early if the pool runs out.
-    n_batches = max(10, int(seconds * 500_000 / fleet.rows_per_batch))
+    # ~7 %); enough for POOL_ROWS_PER_S, so the ceiling runs the time asked (a pool for
+    # 500k rows/s ran out after 22 s of 30 here). If it runs out all the same, the run
+    # ends early and says so.
+    n_batches = max(10, int(seconds * POOL_ROWS_PER_S / fleet.rows_per_batch))
     bodies: list[bytes] = []
     for first in range(0, n_batches, 50):
         frame = pl.concat([fleet.frame(seq) for seq in range(first, min(first + 50, n_batches))])
@@ -183,6 +185,7 @@ def _ceiling(influx, fleet: Fleet, seconds: float, connections: int, chunk: int,
     cpu = time.process_time() - cpu0
     others = {k: v - others0.get(k, 0.0) for k, v in proc_cpu(influx).items()}
     rows = sum(posted)
+    ran_out = next(next_body, None) is None
     bodies.clear()
     stored = count_rows(influx, db)
     return {
@@ -190,6 +193,7 @@ def _ceiling(influx, fleet: Fleet, seconds: float, connections: int, chunk: int,
         "rows_posted": rows,
         "rows_stored": stored,
         "rows_per_s": round(rows / wall),
+        "pool_ran_out": ran_out,
         "client_cpu_of_wall": round(cpu / wall, 2),
         "server_cpu_of_wall": {k: round(v / wall, 2) for k, v in others.items()},
     }
@@ -205,6 +209,7 @@ def _both(a: dict, b: dict) -> dict:
         "rows_stored": a["rows_stored"] + b["rows_stored"],
         "rows_per_s": round((a["rows_posted"] + b["rows_posted"]) / wall),
         "rows_per_s_before_after": [a["rows_per_s"], b["rows_per_s"]],
+        "pool_ran_out": a["pool_ran_out"] or b["pool_ran_out"],
         "client_cpu_of_wall": round(
             (a["client_cpu_of_wall"] * a["seconds"] + b["client_cpu_of_wall"] * b["seconds"])
             / wall,

@@ -5,7 +5,8 @@ Each worker is its own process running :class:`IngestService` on a deployment co
 ``rongguan ingest [--partition K]`` does (the embedded file beside InfluxDB, written side
 by side). A separate publisher process sends agent batches on MQTT as fast as the
 workers keep up (at most ``window`` unfinished batches in all); agent ``a`` publishes on
-partition ``a % workers``. Rows/s is what InfluxDB holds at the end over the wall time.
+partition ``a % workers``. Rows/s is what InfluxDB holds at the end over the wall time
+from the first batch published.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.ingest_fleet import Fleet
+from bench.ingest_fleet import POOL_ROWS_PER_S, Fleet
 from contracts import topics
 from contracts.config import BrokerConfig, DeploymentConfig
 
@@ -81,18 +82,20 @@ def full_path(
     ]
     for p in procs:
         p.start()
-    stores = [ready.get(timeout=120) for _ in procs]  # each worker is subscribed
-    pub_out = ctx.Queue()
+    pub_out, start = ctx.Queue(), ctx.Event()
     pub = ctx.Process(
         target=_publish,
         args=(broker.port, fleet.devices, fleet.rows_per_batch, seconds, window, wire, workers,
-              done, pub_out),
+              done, start, pub_out),
     )  # fmt: skip
+    pub.start()
+    stores = [ready.get(timeout=120) for _ in procs]  # each worker is subscribed
+    pub_out.get(timeout=300)  # the publisher's batches are built: the clock starts now
     others0 = proc_cpu(influx, broker)
     t0 = time.perf_counter()
     go.set()
-    pub.start()
-    published, rows_published = pub_out.get(timeout=seconds + 120)
+    start.set()
+    published, rows_published, ran_out = pub_out.get(timeout=seconds + 120)
     pub_cpu = pub_out.get(timeout=30)
     pub.join(30)
     deadline = time.monotonic() + 120
@@ -113,6 +116,7 @@ def full_path(
         "rows_published": rows_published,
         "rows_stored": stored,
         "every_row_once": stored == rows_published,
+        "publisher_ran_out": ran_out,
         "rows_per_s": round(stored / wall),
         "ingest_cpu_of_wall": [round(o["cpu_s"] / wall, 2) for o in outs],
         "ingest_peak_rss_mb": [o["peak_rss_mb"] for o in outs],
@@ -180,31 +184,40 @@ def _describe(store: Any) -> str:
     return f"{type(store).__name__}({', '.join(parts)})"
 
 
-def _publish(port, devices, rows_per_batch, seconds, window, wire, parts, done, out) -> None:
-    """Publisher process: agent batches on QoS 1, at most ``window`` ahead of the workers."""
+def _publish(port, devices, rows_per_batch, seconds, window, wire, parts, done, start, out):
+    """Publisher process: agent batches on QoS 1, at most ``window`` ahead of the workers.
+
+    The batches are built before the clock starts, as (a)'s line protocol is: agents
+    encode on their own machines, not on the one measured. If they run out before
+    ``seconds``, the run ends early and says so.
+    """
     from contracts.mqtt import make_client
 
     fleet = Fleet(devices, rows_per_batch)
     payload = fleet.payload_v2 if wire == 2 else fleet.payload
+    pool = [payload(seq) for seq in range(int(seconds * POOL_ROWS_PER_S / rows_per_batch))]
     client = make_client(BrokerConfig(url=f"mqtt://127.0.0.1:{port}"), "bench-pub")
     client.connect("127.0.0.1", port)
     client.loop_start()
+    out.put("ready")
+    start.wait()
     cpu0 = time.process_time()
     seq, infos = 0, []
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and seq < len(pool):
         if seq - sum(d.value for d in done) >= window:
             time.sleep(0.001)
             continue
         agent = seq % fleet.agents
         topic = topics.telemetry(agent % parts, f"bench-{agent}")
-        infos.append(client.publish(topic, payload(seq), 1))
+        infos.append(client.publish(topic, pool[seq], 1))
+        pool[seq] = b""  # sent: the broker has its copy
         seq += 1
     for info in infos:
         info.wait_for_publish(30)
     client.disconnect()
     client.loop_stop()
-    out.put((seq, seq * rows_per_batch))
+    out.put((seq, seq * rows_per_batch, seq == len(pool)))
     out.put(time.process_time() - cpu0)
 
 
