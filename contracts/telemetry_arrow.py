@@ -83,12 +83,17 @@ def encode_batch(batch: TelemetryBatch) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def decode_table(payload: bytes) -> tuple[pa.Table, dict[str, str | int]]:
+def decode_table(
+    payload: bytes, *, dictionaries: bool = False
+) -> tuple[pa.Table, dict[str, str | int]]:
     """A v2 payload as a table with plain string columns, and its metadata.
 
-    The metadata has ``agent`` (str), ``seq`` and ``sent_ns`` (int). Raises
-    :class:`BatchError` naming what is wrong (not Arrow, wrong columns or types,
-    missing metadata).
+    With ``dictionaries``, device_id, kind and field come back dictionary-encoded as
+    :data:`ARROW_SCHEMA` has them (plain strings from third parties are encoded), their
+    indices checked: a receiver can then work on the codes. The metadata has ``agent``
+    (str), ``seq`` and ``sent_ns`` (int). Raises :class:`BatchError` naming what is
+    wrong (not Arrow, wrong columns or types, an index outside its dictionary, missing
+    metadata).
     """
     if wire_version(payload) != WIRE_V2:
         raise BatchError("not an Arrow IPC stream (wire v2 starts with FF FF FF FF)")
@@ -100,10 +105,7 @@ def decode_table(payload: bytes) -> tuple[pa.Table, dict[str, str | int]]:
     meta = _metadata(table.schema)
     if tuple(table.column_names) != COLUMNS:
         raise BatchError(f"columns must be {list(COLUMNS)}, got {table.column_names}")
-    cols = []
-    for name in COLUMNS:
-        col = table.column(name)
-        cols.append(_column(name, col))
+    cols = [_column(name, table.column(name), dictionaries) for name in COLUMNS]
     try:
         out = pa.Table.from_arrays(cols, names=list(COLUMNS))
     except (pa.ArrowException, ValueError) as exc:
@@ -126,15 +128,20 @@ def decode_batch(payload: bytes) -> TelemetryBatch:
     return batch
 
 
-def _column(name: str, col: pa.ChunkedArray) -> pa.ChunkedArray:
-    """One column checked against the schema; dictionaries decoded to plain strings."""
+def _column(name: str, col: pa.ChunkedArray, dictionaries: bool) -> pa.ChunkedArray:
+    """One column checked against the schema; text as plain strings or as :data:`_DICT`."""
     typ = col.type
     try:
         if name in _TEXT:
             if pa.types.is_dictionary(typ) and typ.value_type in _STRINGS:
-                return pc.cast(col, pa.string())
+                if not dictionaries:
+                    return pc.cast(col, pa.string())  # checks the indices as it goes
+                for chunk in col.chunks:
+                    chunk.validate(full=True)  # reading a stream does not check indices
+                return col if typ == _DICT else pc.cast(col, _DICT)
             if typ in _STRINGS:
-                return pc.cast(col, pa.string())
+                col = pc.cast(col, pa.string())
+                return pc.dictionary_encode(col) if dictionaries else col
         elif name == "ts" and typ == pa.int64():
             return col
         elif name == "value" and typ == pa.float64():

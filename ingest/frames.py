@@ -31,7 +31,9 @@ __all__ = [
     "WRONG_SCHEMA",
     "WRONG_TYPE",
     "arrow_frames",
+    "NAMES",
     "batch_to_frame",
+    "coded",
     "decode_frame",
     "decode_rows",
     "empty_frame",
@@ -44,6 +46,8 @@ __all__ = [
 SCHEMA: dict[str, pl.DataType] = dict(
     zip(COLUMNS, (pl.Utf8(), pl.Utf8(), pl.Int64(), pl.Utf8(), pl.Float64()))
 )
+#: The name columns; :func:`coded` makes them categoricals.
+NAMES = ("device_id", "kind", "field")
 #: Refused-at-decode rows: what could be read, the reason, and the raw members as JSON.
 WRONG_SCHEMA: dict[str, pl.DataType] = {**SCHEMA, "reason": pl.Utf8(), "raw": pl.Utf8()}
 #: Reason for a row with a member of the wrong type.
@@ -64,6 +68,15 @@ def empty_wrong() -> pl.DataFrame:
 
 
 _EMPTY_WRONG = pl.DataFrame(schema=WRONG_SCHEMA)
+
+
+def coded(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame with its name columns as categoricals (nothing to do if they are).
+
+    Joins, uniques and duplicate checks on them then hash integer codes, not strings;
+    polars drops the strings of codes no frame holds any more.
+    """
+    return frame.with_columns(pl.col(NAMES).cast(pl.Categorical))
 
 
 def batch_to_frame(batch: TelemetryBatch) -> pl.DataFrame:
@@ -188,16 +201,19 @@ def _from_arrow(table: pa.Table) -> pl.DataFrame:
 def arrow_frames(
     tables: Sequence[pa.Table], keys: Sequence[int], key: str
 ) -> tuple[pl.DataFrame, list[tuple[int, BatchError]]]:
-    """Decoded v2 batches (``decode_table``) as one frame, each row keyed by its batch.
+    """Decoded v2 batches (``decode_table``) as one :func:`coded` frame, each row keyed
+    by its batch.
 
     One conversion for the lot: polars' Arrow import per message cost more than the
-    rest of decoding. ``key`` names a UInt32 column holding each row's entry of
-    ``keys``. Batches polars cannot take come back as (key, error); the others stay.
+    rest of decoding. Batches decoded with their dictionaries become categoricals
+    without a string being copied. ``key`` names a UInt32 column holding each row's
+    entry of ``keys``. Batches polars cannot take come back as (key, error); the
+    others stay.
     """
     lengths = [t.num_rows for t in tables]
     ids = pl.Series(key, np.repeat(np.asarray(keys, dtype=np.uint32), lengths))
     try:
-        return _from_arrow(pa.concat_tables(tables)).with_columns(ids), []
+        return coded(_from_arrow(pa.concat_tables(tables))).with_columns(ids), []
     except BatchError:
         pass  # find which batch: only a bad group pays for converting one by one
     frames, failed = [], []
@@ -207,8 +223,8 @@ def arrow_frames(
         except BatchError as exc:
             failed.append((k, exc))
             continue
-        frames.append(frame.with_columns(pl.lit(k, dtype=pl.UInt32).alias(key)))
-    frame = pl.concat(frames) if frames else empty_frame().with_columns(ids.clear())
+        frames.append(coded(frame).with_columns(pl.lit(k, dtype=pl.UInt32).alias(key)))
+    frame = pl.concat(frames) if frames else coded(empty_frame()).with_columns(ids.clear())
     return frame, failed
 
 

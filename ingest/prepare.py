@@ -17,7 +17,7 @@ import pyarrow as pa
 from contracts import clock, topics
 from contracts.telemetry import BatchError
 from contracts.telemetry_arrow import WIRE_V2, decode_table, wire_version
-from ingest.frames import arrow_frames, decode_rows
+from ingest.frames import arrow_frames, coded, decode_rows
 from ingest.metrics import IngestMetrics
 from ingest.quarantine import BAD_BATCH, Quarantine
 from ingest.tracker import TrackerFormat
@@ -49,7 +49,8 @@ def prepare(
 
     Agent batches arrive on the telemetry topics; anything else is third-party tracker
     JSON (only subscribed to when ``tracker`` is set). All messages of the group are
-    validated in one pass (a per-message index scopes duplicates); timestamps more than
+    validated in one pass, their names as categorical codes (a per-message index
+    scopes duplicates); timestamps more than
     ``max_future_s`` ahead of or ``max_past_s`` behind now are quarantined. With an
     ``owner``, tracker rows of other partitions' devices are left to their owner.
     """
@@ -82,7 +83,7 @@ def prepare(
         is_tracker = not topic.startswith(_AGENT_PREFIX) and tracker is not None
         if not is_tracker and wire_version(payload) == WIRE_V2:
             try:
-                table, _meta = decode_table(payload)
+                table, _meta = decode_table(payload, dictionaries=True)
             except Exception as exc:  # decoding is a function of the payload: its fault
                 bad_batch(i, exc)
                 continue
@@ -104,7 +105,7 @@ def prepare(
         if wrong.height:
             _refuse(wrong, topic, received_ns, m, quarantine)
         m.batch(frame.height + wrong.height)
-        frames.append(frame.with_columns(pl.lit(i, dtype=pl.UInt32).alias("_msg")))
+        frames.append(coded(frame).with_columns(pl.lit(i, dtype=pl.UInt32).alias("_msg")))
     flush_run()
     if not frames:
         return None

@@ -13,16 +13,22 @@ Each row gets at most one reason, the first that applies, in this order:
 
 Late rows inside ``max_past_s`` are good: store-and-forward replays and blind-area GPS
 points are accepted in event time.
+
+The name columns are compared as categorical codes (``frames.coded``): the joins with
+the inventory and the limits and the duplicate check hash integers, not strings. Both
+outputs have them as strings again.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import polars as pl
 
-from ingest.frames import SCHEMA
+from ingest.frames import NAMES, SCHEMA, coded
 from ingest.limits import field_key, limits_frame
 
 __all__ = ["REASONS", "validate", "inventory_frame"]
@@ -46,7 +52,7 @@ def inventory_frame(devices: Mapping[str, str]) -> pl.DataFrame:
     """The inventory (device_id -> kind) as a join table; build once, validate many times."""
     return pl.DataFrame(
         {"device_id": list(devices), "_kind": [str(k) for k in devices.values()]},
-        schema={"device_id": pl.Utf8, "_kind": pl.Utf8},
+        schema={"device_id": pl.Categorical, "_kind": pl.Categorical},
     )
 
 
@@ -70,30 +76,32 @@ def validate(
     inside one message, while a replay in a later message is a harmless rewrite).
     """
     dev, kind, ts, fld, val = (pl.col(c) for c in SCHEMA)
-    df = frame.select(*SCHEMA, *keep)
+    df = coded(frame.select(*SCHEMA, *keep))
     missing = (
-        dev.is_null()
-        | kind.is_null()
-        | fld.is_null()
-        | ts.is_null()
-        | (dev.str.len_bytes() == 0)
-        | (fld.str.len_bytes() == 0)
+        dev.is_null() | kind.is_null() | fld.is_null() | ts.is_null() | (dev == "") | (fld == "")
     )
     chain: Any = pl.when(missing).then(pl.lit("missing_key"))  # Then, then ChainedThen
     if devices is not None:
         inv = devices if isinstance(devices, pl.DataFrame) else inventory_frame(devices)
+        inv = inv.cast({"device_id": pl.Categorical, "_kind": pl.Categorical})
         df = df.join(inv, on="device_id", how="left", maintain_order="left")
         chain = chain.when(pl.col("_kind").is_null()).then(pl.lit("unknown_device"))
         chain = chain.when(pl.col("_kind") != kind).then(pl.lit("kind_mismatch"))
     chain = chain.when(val.is_null() | ~val.is_finite()).then(pl.lit("non_finite"))
     if limits is not None and limits.height:
         # Look the limits up once per distinct (kind, field), not per row: the field
-        # key is a regex, and a city sends a few dozen field names.
-        pairs = df.select("kind", "field").unique()
-        pairs = pairs.with_columns(field_key(fld).alias("_fk")).join(
-            limits.rename({"field": "_fk"}), on=["kind", "_fk"], how="inner"
+        # key is a regex, and a city sends a few dozen field names. The pair is one
+        # integer of the two codes (a join on two categoricals costs twice as much).
+        pair = kind.to_physical().cast(pl.UInt64) * (1 << 32) + fld.to_physical().cast(pl.UInt64)
+        df = df.with_columns(pair.alias("_pair"))
+        pairs = (
+            df.filter(pl.col("_pair").is_first_distinct())
+            .select(
+                "_pair", kind.cast(pl.Utf8).alias("_k"), field_key(fld.cast(pl.Utf8)).alias("_fk")
+            )
+            .join(limits.rename({"kind": "_k", "field": "_fk"}), on=["_k", "_fk"], how="inner")
         )
-        df = df.join(pairs.drop("_fk"), on=["kind", "field"], how="left", maintain_order="left")
+        df = df.join(pairs.drop("_k", "_fk"), on="_pair", how="left", maintain_order="left")
         chain = chain.when((val < pl.col("_lo")) | (val > pl.col("_hi"))).then(
             pl.lit("out_of_range")
         )
@@ -104,15 +112,28 @@ def validate(
         .then(pl.lit("ts_past"))
         .otherwise(pl.lit(None, dtype=pl.Utf8))
     )
-    is_good = pl.col("reason").is_null()
-    # Only good rows compete for "first": a bad row never shadows a good one.
-    first = pl.struct("device_id", "field", "ts", *keep, is_good).is_first_distinct()
-    marked = (
-        df.with_columns(reason.alias("reason"))
-        .with_columns(
+    marked = df.with_columns(reason.alias("reason"))
+    key = ("device_id", "field", "ts", *keep)
+    if _may_repeat(marked, key):
+        is_good = pl.col("reason").is_null()
+        # Only good rows compete for "first": a bad row never shadows a good one.
+        first = pl.struct(*key, is_good).is_first_distinct()
+        marked = marked.with_columns(
             pl.when(is_good & ~first).then(pl.lit("duplicate")).otherwise("reason").alias("reason")
         )
-        .select(*SCHEMA, *keep, "reason")
-    )
+    marked = marked.select(*SCHEMA, *keep, "reason").cast({name: pl.Utf8 for name in NAMES})
     ok = pl.col("reason").is_null()
     return marked.filter(ok).drop("reason"), marked.filter(~ok)
+
+
+def _may_repeat(frame: pl.DataFrame, key: Sequence[str]) -> bool:
+    """False when no two rows share ``key``: then there is no duplicate to look for.
+
+    Equal keys hash alike, so distinct hashes prove it at half the cost of the exact
+    check, which only a frame with a repeated hash (a duplicate, rarely a collision) pays.
+    """
+    hashed = functools.reduce(
+        operator.xor,
+        (pl.col(c).to_physical().hash(seed) for seed, c in enumerate(key)),
+    )
+    return frame.select(hashed.n_unique()).item() < frame.height
