@@ -86,7 +86,7 @@ def encode_batch(batch: TelemetryBatch) -> bytes:
 def decode_table(
     payload: bytes, *, dictionaries: bool = False
 ) -> tuple[pa.Table, dict[str, str | int]]:
-    """A v2 payload as a table with plain string columns, and its metadata.
+    """A v2 payload as a table (text columns as plain strings) and its metadata.
 
     With ``dictionaries``, device_id, kind and field come back dictionary-encoded as
     :data:`ARROW_SCHEMA` has them (plain strings from third parties are encoded), their

@@ -50,9 +50,9 @@ def prepare(
     Agent batches arrive on the telemetry topics; anything else is third-party tracker
     JSON (only subscribed to when ``tracker`` is set). All messages of the group are
     validated in one pass, their names as categorical codes (a per-message index
-    scopes duplicates); timestamps more than
-    ``max_future_s`` ahead of or ``max_past_s`` behind now are quarantined. With an
-    ``owner``, tracker rows of other partitions' devices are left to their owner.
+    scopes duplicates); timestamps more than ``max_future_s`` ahead of or
+    ``max_past_s`` behind now are quarantined. With an ``owner``, tracker rows of other
+    partitions' devices are left to their owner.
     """
     frames: list[pl.DataFrame] = []
     run: list[tuple[int, pa.Table]] = []  # consecutive agent batches in Arrow: one import

@@ -95,6 +95,24 @@ def test_plain_string_columns_are_accepted():
     assert decode_frame(_ipc(t)).rows() == [("D-1", "vehicle", T0, "speed", 1.5)]
 
 
+def test_receivers_that_work_on_codes_get_the_agents_dictionaries():
+    # Ingest validates on dictionary codes: whatever a sender used, one dictionary type,
+    # with every index checked (reading a stream does not check them).
+    t = _table(
+        device_id=pa.array(["D-1"]),
+        kind=pa.array(["vehicle"], pa.large_string()).dictionary_encode(),
+        field=pa.array(["speed"], pa.large_string()),
+    )
+    table, _meta = decode_table(_ipc(t), dictionaries=True)
+    assert table.schema.equals(ARROW_SCHEMA)
+    assert table.to_pylist() == [
+        {"device_id": "D-1", "kind": "vehicle", "ts": T0, "field": "speed", "value": 1.5}
+    ]
+    dev = pa.DictionaryArray.from_arrays(pa.array([3], pa.int32()), ["D-1"], safe=False)
+    with pytest.raises(BatchError, match="device_id: bad content"):
+        decode_table(_ipc(_table(device_id=dev)), dictionaries=True)
+
+
 @pytest.mark.parametrize(
     ("payload", "why"),
     [
