@@ -40,13 +40,14 @@ __all__ = [
     "empty_wrong",
     "is_float_value",
     "raw_json",
+    "strings",
 ]
 
 #: Column dtypes of a telemetry frame, in :data:`contracts.telemetry.COLUMNS` order.
 SCHEMA: dict[str, pl.DataType] = dict(
     zip(COLUMNS, (pl.Utf8(), pl.Utf8(), pl.Int64(), pl.Utf8(), pl.Float64()))
 )
-#: The name columns; :func:`coded` makes them categoricals.
+#: The name columns; :func:`coded` makes them categoricals, :func:`strings` strings.
 NAMES = ("device_id", "kind", "field")
 #: Refused-at-decode rows: what could be read, the reason, and the raw members as JSON.
 WRONG_SCHEMA: dict[str, pl.DataType] = {**SCHEMA, "reason": pl.Utf8(), "raw": pl.Utf8()}
@@ -77,6 +78,11 @@ def coded(frame: pl.DataFrame) -> pl.DataFrame:
     polars drops the strings of codes no frame holds any more.
     """
     return frame.with_columns(pl.col(NAMES).cast(pl.Categorical))
+
+
+def strings(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame with its name columns as strings again (the inverse of :func:`coded`)."""
+    return frame.with_columns(pl.col(NAMES).cast(pl.Utf8))
 
 
 def batch_to_frame(batch: TelemetryBatch) -> pl.DataFrame:

@@ -44,6 +44,7 @@ def prepare(
     max_future_s: float = 300.0,
     max_past_s: float = 7 * 86400.0,
     owner: Owner | None = None,
+    coded_good: bool = False,
 ) -> pl.DataFrame | None:
     """The good rows of (topic, payload, received_ns) messages; None if there were none.
 
@@ -52,7 +53,8 @@ def prepare(
     validated in one pass, their names as categorical codes (a per-message index
     scopes duplicates); timestamps more than ``max_future_s`` ahead of or
     ``max_past_s`` behind now are quarantined. With an ``owner``, tracker rows of other
-    partitions' devices are left to their owner.
+    partitions' devices are left to their owner. With ``coded_good`` the good rows
+    keep their names as categorical codes (see :func:`ingest.validate.validate`).
     """
     frames: list[pl.DataFrame] = []
     run: list[tuple[int, pa.Table]] = []  # consecutive agent batches in Arrow: one import
@@ -117,6 +119,7 @@ def prepare(
         now,
         limits=limits,
         keep=["_msg"],
+        coded_good=coded_good,
         max_future_s=clock.scaled(max_future_s),
         max_past_s=clock.scaled(max_past_s),
     )

@@ -15,8 +15,8 @@ Late rows inside ``max_past_s`` are good: store-and-forward replays and blind-ar
 points are accepted in event time.
 
 The name columns are compared as categorical codes (``frames.coded``): the joins with
-the inventory and the limits and the duplicate check hash integers, not strings. Both
-outputs have them as strings again.
+the inventory and the limits and the duplicate check hash integers, not strings. The
+outputs have them as strings again (the good rows may keep the codes).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 
 import polars as pl
 
-from ingest.frames import NAMES, SCHEMA, coded
+from ingest.frames import SCHEMA, coded, strings
 from ingest.limits import field_key, limits_frame
 
 __all__ = ["REASONS", "validate", "inventory_frame"]
@@ -65,6 +65,7 @@ def validate(
     max_past_s: float = 7 * 86400,
     limits: pl.DataFrame | None = _DEFAULT_LIMITS,
     keep: Sequence[str] = (),
+    coded_good: bool = False,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split a telemetry frame into good rows and bad rows (with a ``reason`` column).
 
@@ -74,6 +75,8 @@ def validate(
     the input's row order. ``keep`` names extra columns carried through to both
     outputs; they also scope duplicates (e.g. a message index: a duplicate is a repeat
     inside one message, while a replay in a later message is a harmless rewrite).
+    With ``coded_good`` the good rows keep their names as categorical codes
+    (``frames.strings`` turns them back; ``lineproto.with_lines`` takes either).
     """
     dev, kind, ts, fld, val = (pl.col(c) for c in SCHEMA)
     df = coded(frame.select(*SCHEMA, *keep))
@@ -121,9 +124,10 @@ def validate(
         marked = marked.with_columns(
             pl.when(is_good & ~first).then(pl.lit("duplicate")).otherwise("reason").alias("reason")
         )
-    marked = marked.select(*SCHEMA, *keep, "reason").cast({name: pl.Utf8 for name in NAMES})
+    marked = marked.select(*SCHEMA, *keep, "reason")
     ok = pl.col("reason").is_null()
-    return marked.filter(ok).drop("reason"), marked.filter(~ok)
+    good = marked.filter(ok).drop("reason")
+    return good if coded_good else strings(good), strings(marked.filter(~ok))
 
 
 def _may_repeat(frame: pl.DataFrame, key: Sequence[str]) -> bool:

@@ -67,7 +67,8 @@ def _line(frame: pl.DataFrame) -> pl.Expr:
     # names almost never need it: a scan of each column's distinct names finds out which
     # do (half the cost of scanning every row).
     special = frame.select(
-        pl.col(name).unique().str.contains(pattern).any() for name, pattern in _SPECIAL.items()
+        pl.col(name).unique().cast(pl.Utf8).str.contains(pattern).any()
+        for name, pattern in _SPECIAL.items()
     ).row(0)
     names = {
         name: _escape(pl.col(name), _NAMES[name]) if hit else pl.col(name)
@@ -97,9 +98,15 @@ def encode_lines(frame: pl.DataFrame) -> pl.Series:
 
 def with_lines(frame: pl.DataFrame) -> pl.DataFrame:
     """The frame with its line protocol in :data:`LINE` (a thread other than the writer's
-    can then encode while the writer keeps InfluxDB's connections busy)."""
+    can then encode while the writer keeps InfluxDB's connections busy).
+
+    The names may come as categorical codes (``frames.coded``): which need escaping is
+    then found per distinct code, not per row. They come back as strings.
+    """
     finite = pl.col("value").is_finite()
-    return frame.with_columns(pl.when(finite).then(_line(frame)))
+    line = _line(frame)
+    names = frame.with_columns(pl.col(name).cast(pl.Utf8) for name in _NAMES)
+    return names.with_columns(pl.when(finite).then(line))
 
 
 def line_chunks(frame: pl.DataFrame, size: int = 5000) -> Iterator[str]:

@@ -7,7 +7,7 @@ import math
 import polars as pl
 from influxdb_client import Point, WritePrecision
 
-from ingest.frames import SCHEMA
+from ingest.frames import SCHEMA, coded
 from ingest.store.lineproto import LINE, encode_lines, line_chunks, with_lines
 
 
@@ -85,6 +85,11 @@ def test_only_names_that_need_it_are_escaped_and_lines_match_point():
     for part in (frame.head(1), frame.slice(1, 1), frame.slice(2, 1), frame.slice(3, 1)):
         i = int(part.get_column("ts")[0]) - 1
         assert encode_lines(part).to_list() == [expected[i]]
+        # Names as categorical codes (what ingest's validation hands over): the escaping
+        # is decided per distinct code, and the names come back as strings.
+        ahead = with_lines(coded(part))
+        assert ahead.get_column(LINE).to_list() == [expected[i]]
+        assert ahead.drop(LINE).equals(part)
 
 
 def test_lines_encoded_ahead_give_the_same_bodies():
