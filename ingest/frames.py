@@ -104,10 +104,16 @@ def decode_frame(payload: bytes) -> pl.DataFrame:
     return good
 
 
-def decode_rows(payload: bytes) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """An agent batch as (good frame, rows of the wrong type); raises :class:`BatchError`."""
+def decode_rows(payload: bytes, *, codes: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """An agent batch as (good frame, rows of the wrong type); raises :class:`BatchError`.
+
+    With ``codes`` the good frame's names are categoricals (:func:`coded`), taken from
+    the batch's dictionaries: no string is hashed per row.
+    """
     if wire_version(payload) == WIRE_V2:
-        return _decode_v2(payload), empty_wrong()
+        table, _meta = decode_table(payload, dictionaries=codes)
+        return _from_arrow(table), empty_wrong()
+    names_dtype = pl.Categorical if codes else pl.Utf8
     doc = parse_v1(payload)
     try:
         dev_ids = [str(dv[0]) for dv in doc["devices"]]
@@ -117,13 +123,14 @@ def decode_rows(payload: bytes) -> tuple[pl.DataFrame, pl.DataFrame]:
         raise BatchError(f"bad dictionary: {exc}") from None
     d, f, t, x = doc["d"], doc["f"], doc["t"], doc["x"]
     try:
-        return _v1_columns(dev_ids, kinds, names, d, f, t, x), empty_wrong()
+        return _v1_columns(dev_ids, kinds, names, d, f, t, x, names_dtype), empty_wrong()
     except (IndexError, TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
         pass  # some row is wrong: find which (only a bad message pays for this loop)
     problems = [_row_problem(*row, len(dev_ids), len(names)) for row in zip(d, f, t, x)]
     keep = [i for i, p in enumerate(problems) if p is None]
     try:
-        good = _v1_columns(dev_ids, kinds, names, *([col[i] for i in keep] for col in (d, f, t, x)))
+        dk, fk, tk, xk = ([col[i] for i in keep] for col in (d, f, t, x))
+        good = _v1_columns(dev_ids, kinds, names, dk, fk, tk, xk, names_dtype)
     except (IndexError, TypeError, ValueError, OverflowError, pl.exceptions.PolarsError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BatchError(f"bad column content: {first}") from None
@@ -176,24 +183,26 @@ def _row_problem(d: object, f: object, t: object, x: object, nd: int, nf: int) -
 
 
 def _v1_columns(
-    dev_ids: list[str], kinds: list[str], names: list[str], d: list, f: list, t: list, x: list
+    dev_ids: list[str],
+    kinds: list[str],
+    names: list[str],
+    d: list,
+    f: list,
+    t: list,
+    x: list,
+    names_dtype: type[pl.DataType],
 ) -> pl.DataFrame:
     di = _indices(d, len(dev_ids), "d")
     fi = _indices(f, len(names), "f")
     return pl.DataFrame(
         {
-            "device_id": pl.Series(dev_ids, dtype=pl.Utf8).gather(di),
-            "kind": pl.Series(kinds, dtype=pl.Utf8).gather(di),
+            "device_id": pl.Series(dev_ids, dtype=names_dtype).gather(di),
+            "kind": pl.Series(kinds, dtype=names_dtype).gather(di),
             "ts": pl.Series(t, dtype=pl.Int64, strict=True),
-            "field": pl.Series(names, dtype=pl.Utf8).gather(fi),
+            "field": pl.Series(names, dtype=names_dtype).gather(fi),
             "value": pl.Series(x, dtype=pl.Float64, strict=True),
         }
     )
-
-
-def _decode_v2(payload: bytes) -> pl.DataFrame:
-    table, _meta = decode_table(payload)
-    return _from_arrow(table)
 
 
 def _from_arrow(table: pa.Table) -> pl.DataFrame:

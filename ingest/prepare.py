@@ -98,7 +98,7 @@ def prepare(
                 m.add("tracker_messages")
                 frame, wrong = tracker.decode_rows(payload)  # type: ignore[union-attr]
             else:
-                frame, wrong = decode_rows(payload)
+                frame, wrong = decode_rows(payload, codes=True)
         except Exception as exc:  # decoding is a function of the payload: any failure is its fault
             bad_batch(i, exc)
             continue

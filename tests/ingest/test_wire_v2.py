@@ -18,7 +18,7 @@ from contracts.telemetry_arrow import (
     encode_batch,
     wire_version,
 )
-from ingest.frames import SCHEMA, batch_to_frame, decode_frame
+from ingest.frames import SCHEMA, batch_to_frame, coded, decode_frame, decode_rows, strings
 from ingest.metrics import IngestMetrics
 from ingest.prepare import prepare
 from ingest.quarantine import Quarantine
@@ -88,6 +88,10 @@ def test_v1_and_v2_decode_to_the_same_frame():
     assert v2.equals(v1) and v2.equals(batch_to_frame(TelemetryBatch.decode(b.encode())))
     empty = decode_frame(encode_batch(TelemetryBatch(agent="a", seq=1)))
     assert empty.height == 0 and empty.schema == pl.Schema(SCHEMA)
+    # As ingest decodes them: the names as categorical codes, the same rows.
+    for payload in (b.encode(), encode_batch(b)):
+        got, _wrong = decode_rows(payload, codes=True)
+        assert got.schema == coded(v1).schema and strings(got).equals(v1)
 
 
 def test_plain_string_columns_are_accepted():

@@ -12,7 +12,7 @@ import pytest
 
 from contracts import topics
 from contracts.telemetry import BatchError, TelemetryBatch, TelemetryRow
-from ingest.frames import SCHEMA, WRONG_TYPE, decode_frame, decode_rows
+from ingest.frames import SCHEMA, WRONG_TYPE, coded, decode_frame, decode_rows, strings
 from ingest.metrics import IngestMetrics
 from ingest.prepare import prepare
 from ingest.prometheus import ingest_text
@@ -47,6 +47,10 @@ def test_v1_wrong_types_refuse_only_their_rows():
     assert wrong.row(0) == ("DM-1", "dust_monitor", 2, "noise", None, "wrong_type", '{"x": "loud"}')
     with pytest.raises(BatchError, match="bad column content"):
         decode_frame(payload)  # the strict decoder still refuses the message
+    # As ingest decodes it (names as codes from the batch's dictionaries): the same rows.
+    coded_good, coded_wrong = decode_rows(payload, codes=True)
+    assert coded_good.schema == coded(good).schema and strings(coded_good).equals(good)
+    assert coded_wrong.equals(wrong)
 
 
 def test_v1_index_outside_dictionary_stays_a_bad_batch():
