@@ -90,7 +90,8 @@ def full_path(
     )  # fmt: skip
     pub.start()
     stores = [ready.get(timeout=120) for _ in procs]  # each worker is subscribed
-    pub_out.get(timeout=300)  # the publisher's batches are built: the clock starts now
+    # The publisher builds its batches first (~1 ms each); then the clock starts.
+    pub_out.get(timeout=120 + seconds * POOL_ROWS_PER_S / fleet.rows_per_batch / 500)
     others0 = proc_cpu(influx, broker)
     t0 = time.perf_counter()
     go.set()

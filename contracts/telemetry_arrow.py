@@ -51,6 +51,7 @@ ARROW_SCHEMA = pa.schema(
     ]
 )
 _TEXT = ("device_id", "kind", "field")
+_NUMBERS = {"ts": pa.int64(), "value": pa.float64()}
 # Plain and dictionary-encoded strings are both accepted from third-party senders.
 _STRINGS = (pa.string(), pa.large_string(), pa.string_view())
 
@@ -90,10 +91,10 @@ def decode_table(
 
     With ``dictionaries``, device_id, kind and field come back dictionary-encoded as
     :data:`ARROW_SCHEMA` has them (plain strings from third parties are encoded), their
-    indices checked: a receiver can then work on the codes. The metadata has ``agent``
+    indices and UTF-8 checked: a receiver can then work on the codes. The metadata has ``agent``
     (str), ``seq`` and ``sent_ns`` (int). Raises :class:`BatchError` naming what is
-    wrong (not Arrow, wrong columns or types, an index outside its dictionary, missing
-    metadata).
+    wrong (not Arrow, wrong columns or types, an index outside its dictionary, text that
+    is not UTF-8 when ``dictionaries``, missing metadata).
     """
     if wire_version(payload) != WIRE_V2:
         raise BatchError("not an Arrow IPC stream (wire v2 starts with FF FF FF FF)")
@@ -131,24 +132,25 @@ def decode_batch(payload: bytes) -> TelemetryBatch:
 def _column(name: str, col: pa.ChunkedArray, dictionaries: bool) -> pa.ChunkedArray:
     """One column checked against the schema; text as plain strings or as :data:`_DICT`."""
     typ = col.type
+    is_text = typ in _STRINGS
+    if name not in _TEXT:
+        if typ != _NUMBERS[name]:
+            raise BatchError(f"{name}: type {typ} not allowed in wire v2")
+        return col
+    if not (is_text or pa.types.is_dictionary(typ) and typ.value_type in _STRINGS):
+        raise BatchError(f"{name}: type {typ} not allowed in wire v2")
     try:
-        if name in _TEXT:
-            if pa.types.is_dictionary(typ) and typ.value_type in _STRINGS:
-                if not dictionaries:
-                    return pc.cast(col, pa.string())  # checks the indices as it goes
-                for chunk in col.chunks:
-                    chunk.validate(full=True)  # reading a stream does not check indices
-                return col if typ == _DICT else pc.cast(col, _DICT)
-            if typ in _STRINGS:
-                col = pc.cast(col, pa.string())
-                return pc.dictionary_encode(col) if dictionaries else col
-        elif name == "ts" and typ == pa.int64():
-            return col
-        elif name == "value" and typ == pa.float64():
-            return col
+        if not dictionaries:
+            return pc.cast(col, pa.string())  # checks dictionary indices as it goes
+        for chunk in col.chunks:
+            # Reading a stream checks neither indices nor UTF-8, and the codes are used as
+            # they are: a corrupt chunk refuses the batch here.
+            chunk.validate(full=True)
+        if is_text:
+            return pc.dictionary_encode(pc.cast(col, pa.string()))
+        return col if typ == _DICT else pc.cast(col, _DICT)
     except (pa.ArrowException, ValueError) as exc:
         raise BatchError(f"{name}: bad content: {_first_line(exc)}") from None
-    raise BatchError(f"{name}: type {typ} not allowed in wire v2")
 
 
 def _metadata(schema: pa.Schema) -> dict[str, str | int]:

@@ -74,8 +74,9 @@ _EMPTY_WRONG = pl.DataFrame(schema=WRONG_SCHEMA)
 def coded(frame: pl.DataFrame) -> pl.DataFrame:
     """The frame with its name columns as categoricals (nothing to do if they are).
 
-    Joins, uniques and duplicate checks on them then hash integer codes, not strings;
-    polars drops the strings of codes no frame holds any more.
+    Joins, uniques and duplicate checks on them then hash integer codes, not strings.
+    Polars keeps every name it coded while any categorical is alive: nothing coded may
+    be kept for long (see ``ingest.validate.inventory_frame``).
     """
     return frame.with_columns(pl.col(NAMES).cast(pl.Categorical))
 

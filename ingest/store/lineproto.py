@@ -19,6 +19,8 @@ from collections.abc import Iterator
 
 import polars as pl
 
+from ingest.frames import strings
+
 __all__ = [
     "LINE",
     "encode_lines",
@@ -105,8 +107,7 @@ def with_lines(frame: pl.DataFrame) -> pl.DataFrame:
     """
     finite = pl.col("value").is_finite()
     line = _line(frame)
-    names = frame.with_columns(pl.col(name).cast(pl.Utf8) for name in _NAMES)
-    return names.with_columns(pl.when(finite).then(line))
+    return strings(frame).with_columns(pl.when(finite).then(line))
 
 
 def line_chunks(frame: pl.DataFrame, size: int = 5000) -> Iterator[str]:

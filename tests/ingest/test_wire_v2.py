@@ -115,6 +115,14 @@ def test_receivers_that_work_on_codes_get_the_agents_dictionaries():
     dev = pa.DictionaryArray.from_arrays(pa.array([3], pa.int32()), ["D-1"], safe=False)
     with pytest.raises(BatchError, match="device_id: bad content"):
         decode_table(_ipc(_table(device_id=dev)), dictionaries=True)
+    # Names that are not UTF-8 (a corrupt batch: agents encode Python strings) refuse it,
+    # plain or dictionary-encoded alike.
+    junk = pa.Array.from_buffers(
+        pa.string(), 1, [None, pa.array(["ab"]).buffers()[1], pa.py_buffer(b"\xff\xfe")]
+    )
+    for field in (junk, junk.dictionary_encode()):
+        with pytest.raises(BatchError, match="field: bad content: .*UTF8"):
+            decode_table(_ipc(_table(field=field)), dictionaries=True)
 
 
 @pytest.mark.parametrize(
