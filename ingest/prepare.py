@@ -107,7 +107,8 @@ def prepare(
         if wrong.height:
             _refuse(wrong, topic, received_ns, m, quarantine)
         m.batch(frame.height + wrong.height)
-        frames.append(coded(frame).with_columns(pl.lit(i, dtype=pl.UInt32).alias("_msg")))
+        frame = coded(frame)  # tracker rows come as strings (agent batches already coded)
+        frames.append(frame.with_columns(pl.lit(i, dtype=pl.UInt32).alias("_msg")))
     flush_run()
     if not frames:
         return None
