@@ -31,6 +31,7 @@ from typing import Any
 from bench._dash_browser import Browsers, chromium_cpu_s
 from bench._dash_client import client_child
 from bench._dash_server import serve_child
+from contracts.ports import free_port
 
 __all__ = ["run", "SESSIONS", "MARKERS", "BROWSERS"]
 
@@ -49,12 +50,6 @@ NOTE = (
     "of what the server could use, latencies upper bounds. The feed thread builds each "
     "batch (the bench's stand-in for decoding MQTT) and applies it to the live store."
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _latencies(
@@ -131,7 +126,7 @@ def _mode(
     import psutil
 
     ctx = mp.get_context("spawn")
-    port = _free_port()
+    port = free_port()
     work = tempfile.mkdtemp(prefix="rg-bench-dash-")
     truth_path = os.path.join(work, "truth")
     prof_path = os.path.join(work, "profile.json")

@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import yaml
 
 from bench._latency_probe import STAGES, Probe, stages
 from bench._latency_witness import Witness
+from contracts.ports import free_port, wait_port
 
 __all__ = ["run"]
 
@@ -55,12 +55,6 @@ _HOOK = """(ids) => {
 }"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _subjects(size: str) -> tuple[list[str], list[str]]:
     """Cabinets and polled dust monitors of the demo's inventory (same seed as the demo)."""
     from hardware.inventory import build_inventory
@@ -79,19 +73,6 @@ def _scenario(path: Path, seconds: int, cabinets: list[str], dust: list[str]) ->
                        "pm10": 420, "duration_s": _ON_S})  # fmt: skip
     path.write_text(yaml.safe_dump({"name": "latency", "faults": faults}), encoding="utf-8")
     return len(faults)
-
-
-def _wait_port(port: int, proc: subprocess.Popen, timeout_s: float) -> None:
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"demo exited with code {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"dashboard did not open port {port}")
 
 
 def _truth(gt: Path) -> list[dict]:
@@ -178,7 +159,7 @@ def run(
     scen = tmp / "scenario.yaml"
     cabinets, dust = _subjects(size)
     n_faults = _scenario(scen, seconds, cabinets, dust)
-    port = _free_port()
+    port = free_port()
     var = tmp / "var"
     cmd = [sys.executable, "-m", "rongguan.cli", "demo", "--size", size, "--port", str(port),
            "--scenario", str(scen), "--var-dir", str(var),
@@ -191,7 +172,7 @@ def run(
     probe: Probe | None = None
     witness: Witness | None = None
     try:
-        _wait_port(port, proc, 180)
+        wait_port(port, 180, proc, "demo")
         cfg = yaml.safe_load((var / "deployment.yaml").read_text(encoding="utf-8"))
         probe = Probe(BrokerConfig(**cfg["broker"]), set(cabinets) | set(dust)).start()
         devices = {d["id"]: d for a in cfg["agents"] for d in a["devices"]}

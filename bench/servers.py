@@ -9,7 +9,6 @@ product's real influxdb-client write path lands in a real InfluxDB.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -17,32 +16,14 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contracts.ports import free_port, wait_port
+
+# free_port and wait_port come from contracts.ports (tests import them from here too).
 __all__ = ["free_port", "wait_port", "Mosquitto", "InfluxBehindNginx", "ServerError"]
 
 
 class ServerError(RuntimeError):
     """A test server could not be started; the message carries its log."""
-
-
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout_s: float = 15.0, proc: subprocess.Popen | None = None) -> None:
-    """Wait until something accepts connections on the port."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise ServerError(f"process exited with {proc.returncode} before port {port} opened")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise ServerError(f"port {port} did not open within {timeout_s} s")
 
 
 def _need(binary: str) -> str:
@@ -89,7 +70,7 @@ class Mosquitto:
         conf.write_text("\n".join(lines) + "\n")
         log = open(self.workdir / "mosquitto.log", "ab")
         self.proc = subprocess.Popen([_need("mosquitto"), "-c", str(conf)], stdout=log, stderr=log)
-        wait_port(self.port, proc=self.proc)
+        wait_port(self.port, proc=self.proc, what="mosquitto")
         return self
 
     def stop(self) -> None:
@@ -181,7 +162,7 @@ class InfluxBehindNginx:
         self.nginx = subprocess.Popen(
             [_need("nginx"), "-c", str(conf), "-p", str(self.workdir)], stdout=log, stderr=log
         )
-        wait_port(self.port, proc=self.nginx)
+        wait_port(self.port, proc=self.nginx, what="nginx")
         return self
 
     def start_influxd(self) -> None:
@@ -196,7 +177,7 @@ class InfluxBehindNginx:
         self.influxd = subprocess.Popen(
             [_need("influxd"), "-config", str(conf)], stdout=log, stderr=log
         )
-        wait_port(self.influx_port, timeout_s=30, proc=self.influxd)
+        wait_port(self.influx_port, timeout_s=30, proc=self.influxd, what="influxd")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:

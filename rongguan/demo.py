@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from contracts.config import parse_config
+from contracts.ports import free_port, wait_port
 
 __all__ = ["run_demo", "demo_config", "sim_clock_args", "STARTUP_S"]
 
@@ -35,25 +36,6 @@ def _port_free(port: int) -> bool:
             return True
         except OSError:
             return False
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{what} did not open port {port} within {timeout_s:.0f} s")
 
 
 def demo_config(
@@ -208,11 +190,11 @@ def run_demo(args: argparse.Namespace) -> int:
         if not mqtt_url:
             from rongguan.broker import start_broker_process
 
-            port = 1883 if _port_free(1883) else _free_port()
+            port = 1883 if _port_free(1883) else free_port()
             log = open(var_dir / "broker.log", "ab")
             proc, kind = start_broker_process(port, var_dir, log, args.broker)
             children.procs.append(("broker", proc))
-            _wait_port(port, proc, "broker")
+            wait_port(port, 60, proc, "broker")
             mqtt_url = f"mqtt://127.0.0.1:{port}"
             print(f"broker      {kind} on {mqtt_url}", flush=True)
         endpoints = var_dir / "endpoints.json"
@@ -222,8 +204,8 @@ def run_demo(args: argparse.Namespace) -> int:
             "--mqtt-url", mqtt_url, "--scenario", scenario,
             "--ground-truth", str(var_dir / "ground-truth.jsonl"),
             "--endpoints-json", str(endpoints),
-            "--hj212-listener", f"127.0.0.1:{_free_port()}",
-            "--jt808-listener", f"127.0.0.1:{_free_port()}",
+            "--hj212-listener", f"127.0.0.1:{free_port()}",
+            "--jt808-listener", f"127.0.0.1:{free_port()}",
             *sim_clock_args(args),
         )  # fmt: skip
         deadline = time.monotonic() + 60
@@ -268,7 +250,7 @@ def run_demo(args: argparse.Namespace) -> int:
             time.sleep(0.1)
         children.rongguan("agent", "agent", "-c", str(cfg_path))
         dash = children.rongguan("dashboard", "dashboard", "-c", str(cfg_path))
-        _wait_port(args.port, dash, "dashboard", timeout_s=120)
+        wait_port(args.port, 120, dash, "dashboard")
         print(f"config      {cfg_path}", flush=True)
         print(f"logs        {var_dir}/*.log", flush=True)
         print(

@@ -8,10 +8,10 @@ RS-485 bus; at 1, a device with its own Ethernet module and a varied unit id).
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from typing import Any
 
+from contracts.ports import free_port
 from hardware.profiles import load_profile
 from hardware.sim.clock import SimClock
 from hardware.sim.dust import DustModel
@@ -40,12 +40,6 @@ def chunks(items: list[Any], size: int) -> list[list[Any]]:
     if size < 1:
         raise ValueError(f"group size must be >= 1, got {size}")
     return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 async def start_opcua(
@@ -80,7 +74,7 @@ async def _start_one(
     is_offline: Callable[[str], bool],
 ) -> OpcUaCabinetServer:
     for attempt in range(5):  # the free port may be taken between probe and bind
-        srv = OpcUaCabinetServer(cabs, profile, host, _free_port(host), is_offline, clock=clock)
+        srv = OpcUaCabinetServer(cabs, profile, host, free_port(host), is_offline, clock=clock)
         try:
             await srv.start()
             return srv

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,12 +25,6 @@ from tests.edge_agent.test_agent import AGENT, Watcher, until
 
 pytestmark = pytest.mark.servers
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _deployment(broker: BrokerConfig, tmp_path: Path, devices: list[dict[str, Any]]) -> dict:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import struct
 from pathlib import Path
 
+from contracts.ports import free_port
 from hardware.inventory import build_inventory
 from hardware.sim import jt808_codec
 from hardware.sim.city import SimulatedCity
@@ -53,12 +53,6 @@ def _parse212(line: bytes) -> dict:
     return {**doc, "CP": items}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_crc_is_the_standards_own() -> None:
     doc = _parse212(_STANDARD)
     assert doc["CN"] == "1062" and doc["CP"] == {"RtdInterval": "30"}
@@ -70,7 +64,7 @@ def test_crc_is_the_standards_own() -> None:
 
 def test_hj212_monitor_pushes_frames_reconnects_and_honours_replies(tmp_path: Path) -> None:
     frames: list[dict] = []
-    port = _free_port()
+    port = free_port()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while line := await reader.readline():
@@ -188,7 +182,7 @@ def test_codec_escapes_flags_inside_frames() -> None:
 
 def test_jt808_terminals_register_authenticate_report_and_send_blind_area_late() -> None:
     seen: list[tuple[str, int, bytes, bool]] = []
-    port = _free_port()
+    port = free_port()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         buf = b""
@@ -252,7 +246,7 @@ def test_jt808_terminals_register_authenticate_report_and_send_blind_area_late()
 def test_hj212_monitor_drops_off_the_network_and_comes_back() -> None:
     closed: list[str] = []  # MN of each connection that ended
     frames: list[dict] = []
-    port = _free_port()
+    port = free_port()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         mn = ""
